@@ -1,0 +1,766 @@
+"""The table contract: :class:`Table`, :class:`Scan`, :class:`ScanTask`, snapshot pinning.
+
+A format module subclasses :class:`Table` and turns a pinned snapshot into *parts*: the
+smallest units of reading (a Parquet row group, a Paimon split, an Iceberg data file with
+its delete files). :meth:`Scan.tasks` packs parts into :class:`ScanTask`s of about
+``target_bytes`` of decoded data each. Every part applies deletes/merges, the exact filter
+and the projection, so each task reads exactly its share of the scan.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lakefeed._typing import DEFAULT_TARGET_BYTES, SnapshotRef, TableFormat
+from lakefeed.errors import (
+    ColumnNotFoundError,
+    ConfigError,
+    DataFileNotFoundError,
+    SchemaError,
+    SnapshotNotFoundError,
+    UnsupportedOperationError,
+)
+from lakefeed.expr import Expr, columns_of, to_pyarrow, validate
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.fs as pafs
+
+__all__ = ["ParquetPart", "ReadPlan", "Scan", "ScanTask", "Snapshot", "Table", "TablePart", "TableStats"]
+
+BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed version of a table."""
+
+    snapshot_id: int
+    timestamp: datetime
+    operation: str | None = None
+    parent_id: int | None = None
+    summary: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """Rows, files and bytes of a table's current snapshot."""
+
+    num_rows: int
+    num_files: int
+    file_bytes: int
+    estimated_bytes: int
+    exact_rows: bool
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """What every part of one scan reads: the output schema and the exact filter."""
+
+    table_name: str
+    schema: pa.Schema
+    """Output schema (the projection, in the requested order)."""
+    table_schema: pa.Schema
+    """The table's schema at the pinned snapshot."""
+    filter: Expr | None
+    arrow_filter: pc.Expression | None
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    @property
+    def read_columns(self) -> list[str]:
+        """Projection plus the columns only the filter needs, in table order."""
+        wanted = set(self.schema.names) | set(columns_of(self.filter))
+        return [n for n in self.table_schema.names if n in wanted]
+
+    def finish(self, batch: pa.RecordBatch, *, filtered: bool) -> pa.RecordBatch:
+        """Apply the exact filter (unless done already), project and cast to the output schema."""
+        if self.arrow_filter is not None and not filtered:
+            batch = batch.filter(self.arrow_filter)
+        if batch.schema.names != self.schema.names:
+            batch = batch.select(self.schema.names)
+        if not batch.schema.equals(self.schema):
+            batch = batch.cast(self.schema)
+        return batch
+
+
+class TablePart(ABC):
+    """The smallest unit of reading; formats subclass it."""
+
+    num_rows: int
+    """Rows in the part before the filter; an upper bound where ``exact_rows`` is False."""
+    estimated_bytes: int
+    """Estimated decoded (Arrow) size of the projected columns."""
+    exact_rows: bool = True
+    path: str
+
+    @abstractmethod
+    def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        """Yield the part's rows, filtered and projected to ``plan.schema``."""
+
+    def merge(self, other: TablePart) -> TablePart | None:
+        """Join an adjacent part of the same file into one, or return None."""
+        return None
+
+
+@dataclass
+class ParquetPart(TablePart):
+    """Row groups of one Parquet file, read with ``pyarrow.dataset``.
+
+    ``rename`` maps table column names to file column names where they differ, ``constants``
+    gives values of columns not stored in the file (partition values), and table columns in
+    neither are read as nulls (columns added after the file was written).
+    """
+
+    path: str
+    filesystem: pafs.FileSystem
+    row_groups: tuple[int, ...]
+    num_rows: int
+    estimated_bytes: int
+    file_schema: pa.Schema
+    rename: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    exact_rows: bool = True
+
+    def merge(self, other: TablePart) -> TablePart | None:
+        if (
+            isinstance(other, ParquetPart)
+            and other.path == self.path
+            and other.rename == self.rename
+            and other.constants == self.constants
+        ):
+            return ParquetPart(
+                path=self.path,
+                filesystem=self.filesystem,
+                row_groups=self.row_groups + other.row_groups,
+                num_rows=self.num_rows + other.num_rows,
+                estimated_bytes=self.estimated_bytes + other.estimated_bytes,
+                file_schema=self.file_schema,
+                rename=self.rename,
+                constants=self.constants,
+            )
+        return None
+
+    def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
+        fragment = fmt.make_fragment(self.path, filesystem=self.filesystem, row_groups=list(self.row_groups))
+        wanted = plan.read_columns
+        file_names = set(self.file_schema.names)
+        direct = (
+            not self.rename
+            and not self.constants
+            and all(c in file_names and self.file_schema.field(c).type == plan.table_schema.field(c).type for c in wanted)
+        )
+        if direct:
+            for batch in fragment.to_batches(
+                columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=True
+            ):
+                if batch.num_rows:
+                    yield plan.finish(batch, filtered=True)
+            return
+        stored_as = {c: self.rename.get(c, c) for c in wanted}
+        stored = [c for c in wanted if stored_as[c] in file_names and c not in self.constants]
+        for batch in fragment.to_batches(columns=[stored_as[c] for c in stored], batch_size=BATCH_ROWS, use_threads=True):
+            n = batch.num_rows
+            if not n:
+                continue
+            arrays: list[pa.Array] = []
+            for name in wanted:
+                target = plan.table_schema.field(name).type
+                if name in self.constants:
+                    arrays.append(pa.array([self.constants[name]] * n, target))
+                elif name in stored:
+                    arrays.append(batch.column(stored.index(name)).cast(target))
+                else:
+                    arrays.append(pa.nulls(n, target))
+            full = pa.RecordBatch.from_arrays(arrays, names=wanted)
+            out = plan.finish(full, filtered=False)
+            if out.num_rows:
+                yield out
+
+
+def _translate_missing_file(exc: OSError, part: TablePart, table: str) -> DataFileNotFoundError | None:
+    text = str(exc)
+    if isinstance(exc, FileNotFoundError) or "No such file" in text or "does not exist" in text or "not found" in text:
+        msg = (
+            f"data file {part.path!r} of table {table} is missing from storage ({text.splitlines()[0]}); "
+            "the table's metadata refers to it, so it was deleted or moved outside the table format: "
+            "restore it, or roll the table back to a snapshot that does not use it"
+        )
+        return DataFileNotFoundError(msg)
+    return None
+
+
+class ScanTask:
+    """A piece of a scan sized by decoded bytes; read it anywhere (a thread, a process, a Ray task).
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> wh = lf.Warehouse(tempfile.mkdtemp())
+        >>> t = wh.create_table("demo.t", pa.table({"x": list(range(10))}))
+        >>> [task.num_rows for task in t.scan().tasks()]
+        [10]
+    """
+
+    def __init__(self, parts: Sequence[TablePart], plan: ReadPlan) -> None:
+        self.parts: tuple[TablePart, ...] = tuple(parts)
+        self.plan = plan
+
+    @property
+    def num_rows(self) -> int:
+        """Rows before the filter (an upper bound where ``exact_rows`` is False)."""
+        return sum(p.num_rows for p in self.parts)
+
+    @property
+    def exact_rows(self) -> bool:
+        """Whether ``num_rows`` is exact (no deletes or merges still to apply)."""
+        return all(p.exact_rows for p in self.parts)
+
+    @property
+    def estimated_bytes(self) -> int:
+        """Estimated decoded size of the task's projected columns."""
+        return sum(p.estimated_bytes for p in self.parts)
+
+    @property
+    def files(self) -> list[str]:
+        """The data files the task reads."""
+        return list(dict.fromkeys(p.path for p in self.parts))
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of the batches :meth:`read` yields."""
+        return self.plan.schema
+
+    def read(self) -> Iterator[pa.RecordBatch]:
+        """Yield the task's rows as record batches (deletes, merges and filter applied)."""
+        for part in self.parts:
+            try:
+                yield from part.read(self.plan)
+            except OSError as exc:
+                translated = _translate_missing_file(exc, part, self.plan.table_name)
+                if translated is None:
+                    raise
+                raise translated from exc
+
+    def to_arrow(self) -> pa.Table:
+        """Read the whole task into one table."""
+        import pyarrow as pa
+
+        return pa.Table.from_batches(list(self.read()), schema=self.plan.schema)
+
+    def __repr__(self) -> str:
+        return f"ScanTask(files={len(self.files)}, num_rows={self.num_rows}, estimated_bytes={self.estimated_bytes})"
+
+
+class Scan:
+    """A pinned, projected, filtered read of a table. Immutable; cheap to create.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> wh = lf.Warehouse(tempfile.mkdtemp())
+        >>> t = wh.create_table("demo.s", pa.table({"x": [1, 2, 3], "y": ["a", "b", "c"]}))
+        >>> scan = t.scan(columns=["y"], filter=lf.col("x") >= 2)
+        >>> scan.to_arrow().column("y").to_pylist(), scan.count()
+        (['b', 'c'], 2)
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        *,
+        snapshot_id: int | None,
+        table_schema: pa.Schema,
+        columns: Sequence[str] | None,
+        filter: Expr | None,
+        parts: Callable[[ReadPlan], list[TablePart]],
+    ) -> None:
+        import pyarrow as pa
+
+        if filter is not None and not isinstance(filter, Expr):
+            msg = f"filter must be a lakefeed expression such as lf.col('a') > 1, got {filter!r}"
+            raise ConfigError(msg)
+        if isinstance(columns, str):
+            msg = f"columns must be a list of names, got the string {columns!r}; write columns=[{columns!r}]"
+            raise ConfigError(msg)
+        names = list(table_schema.names) if columns is None else list(columns)
+        missing = [c for c in names if c not in table_schema.names]
+        if missing:
+            msg = f"table {table.name}: no column(s) {missing}; columns are {table_schema.names}"
+            raise ColumnNotFoundError(msg)
+        if len(set(names)) != len(names):
+            msg = f"columns {names} name a column twice"
+            raise ConfigError(msg)
+        if filter is not None:
+            validate(filter, table_schema, table=f"table {table.name}")
+        self.table = table
+        self._snapshot_id = snapshot_id
+        schema = pa.schema([table_schema.field(c) for c in names])
+        arrow_filter = to_pyarrow(filter, table_schema) if filter is not None else None
+        self.plan = ReadPlan(table.name, schema, table_schema, filter, arrow_filter)
+        self._plan_parts = parts
+        self._parts: list[TablePart] | None = None
+
+    @property
+    def snapshot_id(self) -> int | None:
+        """The snapshot this scan reads (None for plain Parquet, which has no snapshots)."""
+        return self._snapshot_id
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of the rows the scan returns."""
+        return self.plan.schema
+
+    @property
+    def columns(self) -> list[str]:
+        """The projected column names."""
+        return self.plan.columns
+
+    @property
+    def filter(self) -> Expr | None:
+        """The row filter, if any."""
+        return self.plan.filter
+
+    def parts(self) -> list[TablePart]:
+        """The smallest read units (planned once, then reused)."""
+        if self._parts is None:
+            self._parts = self._plan_parts(self.plan)
+        return self._parts
+
+    def tasks(self, target_bytes: int = DEFAULT_TARGET_BYTES) -> list[ScanTask]:
+        """Split the scan into tasks of about ``target_bytes`` of decoded data each.
+
+        Parts of one file are kept together where they fit; a single row group larger than
+        the target becomes a task of its own. Together the tasks read exactly the scan.
+
+        Args:
+            target_bytes: Target decoded (in-memory Arrow) size of one task.
+
+        Returns:
+            The tasks, in table order.
+
+        Raises:
+            ConfigError: If ``target_bytes`` is not positive.
+        """
+        from lakefeed.tables.planning import balanced_groups
+
+        if not isinstance(target_bytes, int) or isinstance(target_bytes, bool) or target_bytes <= 0:
+            msg = f"target_bytes must be a positive int, got {target_bytes!r}"
+            raise ConfigError(msg)
+        groups = balanced_groups(self.parts(), lambda p: p.estimated_bytes, target_bytes)
+        return [ScanTask(_merge_adjacent(g), self.plan) for g in groups]
+
+    def to_batches(self, *, prefetch: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream the rows in table order, reading up to ``prefetch`` tasks ahead in threads."""
+        depth = prefetch if prefetch is not None else max(2, os.cpu_count() or 2)
+        tasks = self.tasks()
+        with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="lakefeed-scan") as pool:
+            pending: list[Future[list[pa.RecordBatch]]] = []
+            it = iter(tasks)
+            for task in it:
+                pending.append(pool.submit(lambda t=task: list(t.read())))
+                if len(pending) >= depth:
+                    break
+            while pending:
+                batches = pending.pop(0).result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(lambda t=nxt: list(t.read())))
+                yield from batches
+
+    def to_arrow(self) -> pa.Table:
+        """Read the whole scan into one Arrow table."""
+        import pyarrow as pa
+
+        return pa.Table.from_batches(list(self.to_batches()), schema=self.plan.schema)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Read the whole scan into a pandas DataFrame."""
+        return self.to_arrow().to_pandas()
+
+    def count(self) -> int:
+        """Rows the scan returns; from metadata alone when there is no filter and nothing to merge."""
+        parts = self.parts()
+        if self.plan.filter is None and all(p.exact_rows for p in parts):
+            return sum(p.num_rows for p in parts)
+        narrow = Scan(
+            self.table,
+            snapshot_id=self._snapshot_id,
+            table_schema=self.plan.table_schema,
+            columns=columns_of(self.plan.filter)[:1] or self.plan.table_schema.names[:1],
+            filter=self.plan.filter,
+            parts=self._plan_parts,
+        )
+        return sum(b.num_rows for b in narrow.to_batches())
+
+    def __repr__(self) -> str:
+        return (
+            f"Scan(table={self.table.name!r}, snapshot_id={self._snapshot_id}, columns={self.columns}, "
+            f"filter={self.plan.filter})"
+        )
+
+
+def _merge_adjacent(parts: Sequence[TablePart]) -> list[TablePart]:
+    merged: list[TablePart] = []
+    for part in parts:
+        if merged:
+            joined = merged[-1].merge(part)
+            if joined is not None:
+                merged[-1] = joined
+                continue
+        merged.append(part)
+    return merged
+
+
+class Table(ABC):
+    """A table in one of the four formats, read and (where the format allows) written alike.
+
+    Open one with :meth:`Warehouse.table <lakefeed.Warehouse.table>` or :func:`lakefeed.open_table`.
+    """
+
+    format: TableFormat
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def schema(self) -> pa.Schema:
+        """The current schema as Arrow."""
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        """The primary-key columns (empty when the table has none)."""
+        return ()
+
+    @property
+    def partition_by(self) -> tuple[str, ...]:
+        """Partition fields, e.g. ``("country", "day(ts)")``."""
+        return ()
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the table's files live."""
+
+    @property
+    def snapshot_id(self) -> int | None:
+        """The current snapshot's id (None when empty or for formats without snapshots)."""
+        return None
+
+    def snapshots(self) -> list[Snapshot]:
+        """All snapshots, oldest first."""
+        return []
+
+    def refresh(self) -> Table:
+        """Reload metadata to see other writers' commits; returns ``self``."""
+        return self
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def scan(
+        self,
+        columns: Sequence[str] | None = None,
+        filter: Expr | None = None,
+        snapshot: SnapshotRef | None = None,
+    ) -> Scan:
+        """Read some columns and rows of one snapshot (the current one unless given).
+
+        Args:
+            columns: Columns to return, in that order; all when None.
+            filter: A filter such as ``lf.col("a") > 3``; applied exactly.
+            snapshot: A snapshot id or a datetime (the snapshot current then).
+
+        Returns:
+            A :class:`Scan` pinned to that snapshot.
+
+        Raises:
+            ColumnNotFoundError: A column in ``columns`` or the filter does not exist.
+            FilterTypeError: The filter compares a column with a value of another type.
+            SnapshotNotFoundError: ``snapshot`` names no snapshot of this table.
+        """
+        snapshot_id = self._resolve_snapshot(snapshot)
+        schema = self._schema_at(snapshot_id)
+        return Scan(
+            self,
+            snapshot_id=snapshot_id,
+            table_schema=schema,
+            columns=columns,
+            filter=filter,
+            parts=self._parts_planner(snapshot_id),
+        )
+
+    def to_arrow(self) -> pa.Table:
+        """The whole current table as Arrow."""
+        return self.scan().to_arrow()
+
+    def stats(self) -> TableStats:
+        """Rows, files and bytes of the current snapshot, from metadata."""
+        parts = self.scan().parts()
+        files = {p.path for p in parts}
+        return TableStats(
+            num_rows=sum(p.num_rows for p in parts),
+            num_files=len(files),
+            file_bytes=self._file_bytes(files),
+            estimated_bytes=sum(p.estimated_bytes for p in parts),
+            exact_rows=all(p.exact_rows for p in parts),
+        )
+
+    def _file_bytes(self, files: set[str]) -> int:
+        return 0
+
+    def _resolve_snapshot(self, snapshot: SnapshotRef | None) -> int | None:
+        if snapshot is None:
+            return self.snapshot_id
+        snaps = self.snapshots()
+        if isinstance(snapshot, datetime):
+            at = snapshot if snapshot.tzinfo is not None else snapshot.astimezone()
+            eligible = [s for s in snaps if s.timestamp <= at]
+            if not eligible:
+                first = snaps[0].timestamp.isoformat() if snaps else "none (the table has no snapshots)"
+                msg = f"table {self.name} has no snapshot at or before {at.isoformat()}; the oldest is {first}"
+                raise SnapshotNotFoundError(msg)
+            return max(eligible, key=lambda s: (s.timestamp, s.snapshot_id)).snapshot_id
+        if isinstance(snapshot, bool) or not isinstance(snapshot, int):
+            msg = f"snapshot must be a snapshot id (int) or a datetime, got {snapshot!r}"
+            raise ConfigError(msg)
+        if snapshot not in {s.snapshot_id for s in snaps}:
+            listed = ", ".join(f"{s.snapshot_id} ({s.timestamp:%Y-%m-%d %H:%M:%S})" for s in snaps[-20:]) or "none"
+            msg = f"table {self.name} has no snapshot {snapshot}; it has: {listed}"
+            raise SnapshotNotFoundError(msg)
+        return snapshot
+
+    @abstractmethod
+    def _schema_at(self, snapshot_id: int | None) -> pa.Schema:
+        """The Arrow schema at a snapshot."""
+
+    @abstractmethod
+    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+        """A function planning the parts of that snapshot for a read plan."""
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _unsupported(self, operation: str, hint: str = "") -> UnsupportedOperationError:
+        msg = f"{self.format} table {self.name} does not support {operation}" + (f"; {hint}" if hint else "")
+        return UnsupportedOperationError(msg)
+
+    def append(self, data: Any) -> None:
+        """Add rows in one atomic commit."""
+        raise self._unsupported("append")
+
+    def overwrite(self, data: Any, filter: Expr | None = None) -> None:
+        """Replace all rows (or those matching ``filter``) with ``data`` in one atomic commit."""
+        raise self._unsupported("overwrite")
+
+    def upsert(self, data: Any) -> None:
+        """Insert rows, replacing rows with the same primary key, in one atomic commit."""
+        raise self._unsupported("upsert")
+
+    def delete(self, filter: Expr) -> None:
+        """Delete the rows matching ``filter`` in one atomic commit."""
+        raise self._unsupported("delete")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, format={self.format!r}, snapshot_id={self.snapshot_id})"
+
+
+# -- write-side schema checks ---------------------------------------------------------------
+
+
+def as_arrow_table(data: Any, *, what: str) -> pa.Table:
+    """Accept a pyarrow Table/RecordBatch, a list of batches, or a pandas DataFrame."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, list) and data and all(isinstance(b, pa.RecordBatch) for b in data):
+        return pa.Table.from_batches(data)
+    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    msg = f"{what}: expected a pyarrow.Table, RecordBatch, list of RecordBatches or pandas.DataFrame, got {type(data).__name__}"
+    raise SchemaError(msg)
+
+
+def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    if source.equals(target):
+        return True
+    if pa.types.is_null(source):
+        return True
+    strings = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+    binaries = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)
+    for family in (strings, binaries):
+        if any(f(source) for f in family) and any(f(target) for f in family):
+            return True
+    if pa.types.is_integer(source) and pa.types.is_integer(target):
+        return source.bit_width <= target.bit_width and (pa.types.is_signed_integer(target) or not pa.types.is_signed_integer(source))
+    if pa.types.is_integer(source) and pa.types.is_floating(target):
+        return source.bit_width < target.bit_width
+    if pa.types.is_floating(source) and pa.types.is_floating(target):
+        return source.bit_width <= target.bit_width
+    if pa.types.is_timestamp(source) and pa.types.is_timestamp(target):
+        return (source.tz is None) == (target.tz is None)
+    if pa.types.is_date(source) and pa.types.is_date(target):
+        return True
+    if pa.types.is_dictionary(source):
+        return _compatible(source.value_type, target)
+    if (pa.types.is_list(source) or pa.types.is_large_list(source)) and (pa.types.is_list(target) or pa.types.is_large_list(target)):
+        return _compatible(source.value_type, target.value_type)
+    return False
+
+
+def conform(data: Any, schema: pa.Schema, *, table: str, what: str = "write") -> pa.Table:
+    """Check ``data`` against a table schema and cast it to exactly that schema.
+
+    Columns may come in any order; nullable columns may be missing (they are written as
+    nulls); types may widen safely (int32 → int64, float32 → float64, string ↔ large_string).
+    Anything else raises :class:`SchemaError` before a byte is written.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("v", pa.float64())])
+        >>> conform(pa.table({"id": pa.array([1], pa.int32())}), schema, table="t").to_pylist()
+        [{'id': 1, 'v': None}]
+    """
+    import pyarrow as pa
+
+    source = as_arrow_table(data, what=f"{what} to table {table}")
+    problems: list[str] = []
+    extra = [n for n in source.column_names if n not in schema.names]
+    if extra:
+        problems.append(f"unknown column(s) {extra} (the table has {schema.names})")
+    if len(set(source.column_names)) != len(source.column_names):
+        problems.append(f"duplicate column names in {source.column_names}")
+    arrays: list[pa.ChunkedArray] = []
+    for target in schema:
+        if target.name not in source.column_names:
+            if not target.nullable:
+                problems.append(f"required column {target.name!r} ({target.type}) is missing")
+            arrays.append(pa.chunked_array([pa.nulls(source.num_rows, target.type)]))
+            continue
+        column = source.column(target.name)
+        if not _compatible(column.type, target.type):
+            problems.append(f"column {target.name!r} is {column.type}, the table has {target.type}")
+            arrays.append(column)
+            continue
+        if not target.nullable and column.null_count:
+            problems.append(f"column {target.name!r} is required but has {column.null_count} null(s)")
+        try:
+            arrays.append(column.cast(target.type, safe=True))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            problems.append(f"column {target.name!r} cannot be cast from {column.type} to {target.type}: {exc}")
+            arrays.append(column)
+    if problems:
+        msg = f"{what} to table {table} does not fit its schema: " + "; ".join(problems) + "; nothing was written"
+        raise SchemaError(msg)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def normalize_arrow_schema(schema: pa.Schema) -> pa.Schema:
+    """Use the plain Arrow types (``string`` rather than ``large_string`` or ``string_view``)."""
+    import pyarrow as pa
+
+    def norm(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            return pa.string()
+        if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+            return pa.binary()
+        if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+            return pa.list_(pa.field(t.value_field.name, norm(t.value_type), t.value_field.nullable))
+        if pa.types.is_list(t):
+            return pa.list_(pa.field(t.value_field.name, norm(t.value_type), t.value_field.nullable))
+        if pa.types.is_struct(t):
+            return pa.struct([pa.field(f.name, norm(f.type), f.nullable) for f in t])
+        if pa.types.is_map(t):
+            return pa.map_(norm(t.key_type), norm(t.item_type))
+        return t
+
+    return pa.schema([pa.field(f.name, norm(f.type), f.nullable) for f in schema])
+
+
+def parquet_file_parts(
+    path: str,
+    filesystem: pafs.FileSystem,
+    plan: ReadPlan,
+    *,
+    file_size: int | None = None,
+    rename: dict[str, str] | None = None,
+    constants: dict[str, Any] | None = None,
+) -> list[TablePart]:
+    """One :class:`ParquetPart` per row group of a Parquet file, sized for ``plan``'s columns."""
+    from lakefeed.tables.planning import ParquetFileInfo
+
+    rename = rename or {}
+    constants = constants or {}
+    try:
+        info = ParquetFileInfo.load(path, filesystem, file_size=file_size)
+    except OSError as exc:
+        import pyarrow as pa
+
+        part = ParquetPart(path, filesystem, (), 0, 0, pa.schema([]))
+        translated = _translate_missing_file(exc, part, plan.table_name)
+        if translated is None:
+            raise
+        raise translated from exc
+    estimate_columns = [rename.get(c, c) for c in plan.columns if c not in constants]
+    sizes = info.row_group_bytes(estimate_columns)
+    parts: list[TablePart] = []
+    for rg, (rows, size) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
+        if rows == 0:
+            continue
+        parts.append(
+            ParquetPart(
+                path=path,
+                filesystem=filesystem,
+                row_groups=(rg,),
+                num_rows=rows,
+                estimated_bytes=size,
+                file_schema=info.schema,
+                rename=rename,
+                constants=constants,
+            )
+        )
+    return parts
+
+
+def excluded_by_constants(plan: ReadPlan, constants: dict[str, Any]) -> bool:
+    """Whether a part whose ``constants`` columns hold these values can have no matching row.
+
+    Evaluates each top-level AND-term of the filter that uses only constant (partition)
+    columns on a one-row table; a term that is false or null excludes the part exactly.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakefeed.expr import conjuncts, to_pyarrow
+
+    if plan.filter is None or not constants:
+        return False
+    row = None
+    for term in conjuncts(plan.filter):
+        used = columns_of(term)
+        if not used or not all(c in constants for c in used):
+            continue
+        if row is None:
+            row = pa.table({c: pa.array([v], plan.table_schema.field(c).type) for c, v in constants.items()})
+        mask = row.filter(pc.fill_null(to_pyarrow(term, plan.table_schema), False))
+        if mask.num_rows == 0:
+            return True
+    return False

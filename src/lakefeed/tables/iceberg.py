@@ -1,0 +1,593 @@
+"""Apache Iceberg tables through pyiceberg (no JVM).
+
+Reading: pyiceberg plans the snapshot's files (partition and metrics pruning); data files
+without delete files are read row group by row group through ``pyarrow.dataset`` with
+columns matched by Iceberg field id; files with position deletes are read through
+pyiceberg's own ``ArrowScan``, which applies them. Writing: pyiceberg transactions, one
+atomic catalog commit per write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from lakefeed.errors import (
+    CommitConflictError,
+    CommitError,
+    ConfigError,
+    FilterTypeError,
+    SchemaError,
+    UnsupportedOperationError,
+)
+from lakefeed.expr import (
+    And,
+    Between,
+    Compare,
+    Expr,
+    IsIn,
+    IsNull,
+    Not,
+    Or,
+    negation_normal_form,
+    validate,
+)
+from lakefeed.tables.base import (
+    ReadPlan,
+    Snapshot,
+    Table,
+    TablePart,
+    conform,
+    normalize_arrow_schema,
+    parquet_file_parts,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.schema import Schema as IcebergSchema
+    from pyiceberg.table import FileScanTask
+    from pyiceberg.table import Table as PyIcebergTable
+
+__all__ = ["IcebergTable", "parse_partition_field", "to_iceberg_filter"]
+
+_MISSING = "\x00lakefeed-missing"
+_PARTITION_RE = re.compile(r"^\s*(\w+)\s*\(\s*(?:(\d+)\s*,\s*)?([^()]+?)\s*\)\s*$")
+
+
+# -- filters --------------------------------------------------------------------------------
+
+
+def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any:
+    """The value pyiceberg should compare with, or None when it cannot be pushed down."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(arrow_type):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if exact:
+            msg = f"a write filter on integer column needs an int literal, got {value!r}"
+            raise FilterTypeError(msg)
+        return None
+    if pa.types.is_floating(arrow_type):
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if pa.types.is_decimal(arrow_type):
+        return value if isinstance(value, Decimal) else (Decimal(value) if isinstance(value, int) else None)
+    if pa.types.is_timestamp(arrow_type) and isinstance(value, datetime):
+        if (arrow_type.tz is None) != (value.tzinfo is None):
+            if exact:
+                msg = f"column is {arrow_type} but {value!r} is {'aware' if value.tzinfo else 'naive'}"
+                raise FilterTypeError(msg)
+            return None
+        return value.isoformat()
+    if pa.types.is_date(arrow_type) and isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (bool, str)):
+        return value
+    if exact:
+        msg = f"cannot translate {value!r} for a {arrow_type} column into an Iceberg filter"
+        raise UnsupportedOperationError(msg)
+    return None
+
+
+def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = False) -> BooleanExpression:
+    """Translate a lakefeed filter into a pyiceberg expression.
+
+    With ``exact=False`` (reads) the result selects a superset of the rows, for pruning only:
+    leaves pyiceberg cannot express become ``AlwaysTrue``. With ``exact=True`` (deletes and
+    overwrites) every leaf must translate exactly or an error is raised.
+
+    Example:
+        >>> import pyarrow as pa, lakefeed as lf
+        >>> to_iceberg_filter(lf.col("a") > 1, pa.schema([("a", pa.int64())]))
+        GreaterThan(term=Reference(name='a'), literal=LongLiteral(1))
+    """
+    import pyarrow as pa
+    from pyiceberg import expressions as ie
+
+    if expr is None:
+        return ie.AlwaysTrue()
+    validate(expr, schema)
+    nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
+    nnf = expr if exact else negation_normal_form(expr, nan_columns=nan_columns)
+    ops: dict[str, Callable[[str, Any], BooleanExpression]] = {
+        "==": ie.EqualTo,
+        "!=": ie.NotEqualTo,
+        "<": ie.LessThan,
+        "<=": ie.LessThanOrEqual,
+        ">": ie.GreaterThan,
+        ">=": ie.GreaterThanOrEqual,
+    }
+
+    def lit(column: str, value: Any) -> Any:
+        return _iceberg_literal(value, schema.field(column).type, exact=exact)
+
+    def go(e: Expr) -> BooleanExpression:
+        if isinstance(e, Compare):
+            value = lit(e.column, e.value)
+            return ie.AlwaysTrue() if value is None else ops[e.op](e.column, value)
+        if isinstance(e, IsIn):
+            values = [lit(e.column, v) for v in e.values]
+            if any(v is None for v in values):
+                return ie.AlwaysTrue()
+            return ie.In(e.column, set(values)) if values else ie.AlwaysFalse()
+        if isinstance(e, IsNull):
+            return ie.IsNull(e.column)
+        if isinstance(e, Between):
+            low, high = lit(e.column, e.low), lit(e.column, e.high)
+            if low is None or high is None:
+                return ie.AlwaysTrue()
+            return ie.And(ie.GreaterThanOrEqual(e.column, low), ie.LessThanOrEqual(e.column, high))
+        if isinstance(e, And):
+            return ie.And(go(e.left), go(e.right))
+        if isinstance(e, Or):
+            return ie.Or(go(e.left), go(e.right))
+        if isinstance(e, Not):
+            if exact:
+                return ie.Not(go(e.operand))
+            if isinstance(e.operand, IsNull):
+                return ie.NotNull(e.operand.column)
+            return ie.AlwaysTrue()  # other negated leaves: no safe pruning
+        msg = f"unknown filter node {e!r}"
+        raise ConfigError(msg)
+
+    return go(nnf)
+
+
+# -- partitioning ---------------------------------------------------------------------------
+
+
+def parse_partition_field(text: str) -> tuple[str, str, int | None]:
+    """Parse ``"country"``, ``"day(ts)"``, ``"bucket(16, id)"`` into (transform, column, param).
+
+    Example:
+        >>> parse_partition_field("bucket(16, user_id)")
+        ('bucket', 'user_id', 16)
+        >>> parse_partition_field("country")
+        ('identity', 'country', None)
+    """
+    if re.fullmatch(r"\s*[\w.]+\s*", text):
+        return "identity", text.strip(), None
+    m = _PARTITION_RE.match(text)
+    transforms = {"identity", "year", "month", "day", "hour", "bucket", "truncate"}
+    if not m or m.group(1) not in transforms:
+        msg = (
+            f"partition field {text!r} is not understood; use a column name or one of "
+            "year(c), month(c), day(c), hour(c), bucket(N, c), truncate(W, c)"
+        )
+        raise ConfigError(msg)
+    name, param, column = m.group(1), m.group(2), m.group(3)
+    if name in {"bucket", "truncate"} and param is None:
+        msg = f"partition field {text!r}: {name} needs a width, e.g. {name}(16, {column})"
+        raise ConfigError(msg)
+    return name, column, int(param) if param is not None else None
+
+
+def _transform(name: str, param: int | None) -> Any:
+    from pyiceberg import transforms as tr
+
+    simple = {
+        "identity": tr.IdentityTransform,
+        "year": tr.YearTransform,
+        "month": tr.MonthTransform,
+        "day": tr.DayTransform,
+        "hour": tr.HourTransform,
+    }
+    if name in simple:
+        return simple[name]()
+    if name == "bucket":
+        return tr.BucketTransform(num_buckets=param or 0)
+    return tr.TruncateTransform(width=param or 0)
+
+
+# -- table ----------------------------------------------------------------------------------
+
+
+def _translate_write_errors(table: str, operation: str) -> Callable[[Exception], Exception]:
+    def translate(exc: Exception) -> Exception:
+        from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+
+        if isinstance(exc, CommitFailedException):
+            return CommitConflictError(
+                f"{operation} on table {table}: another writer committed first ({exc}); "
+                "the table is unchanged, refresh and retry"
+            )
+        if isinstance(exc, CommitStateUnknownException):
+            return CommitError(f"{operation} on table {table}: the catalog did not confirm the commit ({exc})")
+        return exc
+
+    return translate
+
+
+class IcebergTable(Table):
+    """An Iceberg table in a pyiceberg catalog. Get one from a :class:`~lakefeed.Warehouse`.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> wh = lf.Warehouse(tempfile.mkdtemp())
+        >>> t = wh.create_table("shop.users", pa.table({"id": [1, 2], "name": ["a", "b"]}), primary_key=["id"])
+        >>> t.upsert(pa.table({"id": [2, 3], "name": ["B", "c"]}))
+        >>> sorted(t.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+        [{'id': 1, 'name': 'a'}, {'id': 2, 'name': 'B'}, {'id': 3, 'name': 'c'}]
+    """
+
+    format = "iceberg"
+
+    def __init__(self, table: PyIcebergTable, name: str) -> None:
+        super().__init__(name)
+        self._tbl = table
+
+    @property
+    def pyiceberg_table(self) -> PyIcebergTable:
+        """The underlying ``pyiceberg.table.Table``."""
+        return self._tbl
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._arrow_schema(self._tbl.schema())
+
+    @staticmethod
+    def _arrow_schema(schema: IcebergSchema) -> pa.Schema:
+        from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+        return normalize_arrow_schema(schema_to_pyarrow(schema, include_field_ids=False))
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        schema = self._tbl.schema()
+        return tuple(schema.find_column_name(i) or "" for i in sorted(schema.identifier_field_ids))
+
+    @property
+    def partition_by(self) -> tuple[str, ...]:
+        spec = self._tbl.spec()
+        schema = self._tbl.schema()
+        out: list[str] = []
+        for f in spec.fields:
+            source = schema.find_column_name(f.source_id) or str(f.source_id)
+            name, _, param = str(f.transform).partition("[")
+            if name == "identity":
+                out.append(source)
+            elif param:
+                out.append(f"{name}({param.rstrip(']')}, {source})")
+            else:
+                out.append(f"{name}({source})")
+        return tuple(out)
+
+    @property
+    def location(self) -> str:
+        return self._tbl.location()
+
+    @property
+    def snapshot_id(self) -> int | None:
+        snap = self._tbl.current_snapshot()
+        return snap.snapshot_id if snap is not None else None
+
+    def snapshots(self) -> list[Snapshot]:
+        out = []
+        for s in self._tbl.snapshots():
+            summary = dict(s.summary.additional_properties) if s.summary is not None else {}
+            operation = str(s.summary.operation.value) if s.summary is not None else None
+            out.append(
+                Snapshot(
+                    snapshot_id=s.snapshot_id,
+                    timestamp=datetime.fromtimestamp(s.timestamp_ms / 1000, tz=UTC),
+                    operation=operation,
+                    parent_id=s.parent_snapshot_id,
+                    summary=summary,
+                )
+            )
+        return sorted(out, key=lambda s: (s.timestamp, s.snapshot_id))
+
+    def refresh(self) -> IcebergTable:
+        self._tbl = self._tbl.refresh()
+        return self
+
+    def _iceberg_schema_at(self, snapshot_id: int | None) -> IcebergSchema:
+        if snapshot_id is None:
+            return self._tbl.schema()
+        snap = self._tbl.snapshot_by_id(snapshot_id)
+        if snap is not None and snap.schema_id is not None:
+            for schema in self._tbl.schemas().values():
+                if schema.schema_id == snap.schema_id:
+                    return schema
+        return self._tbl.schema()
+
+    def _schema_at(self, snapshot_id: int | None) -> pa.Schema:
+        return self._arrow_schema(self._iceberg_schema_at(snapshot_id))
+
+    def _file_bytes(self, files: set[str]) -> int:
+        if self.snapshot_id is None:
+            return 0
+        return sum(task.file.file_size_in_bytes for task in self._tbl.scan().plan_files())
+
+    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+        def plan_parts(plan: ReadPlan) -> list[TablePart]:
+            if snapshot_id is None:
+                return []
+            return self._plan(plan, snapshot_id)
+
+        return plan_parts
+
+    def _plan(self, plan: ReadPlan, snapshot_id: int) -> list[TablePart]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pyiceberg.manifest import FileFormat
+
+        ice_schema = self._iceberg_schema_at(snapshot_id)
+        row_filter = to_iceberg_filter(plan.filter, plan.table_schema)
+        scan = self._tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
+        try:
+            file_tasks = list(scan.plan_files())
+        except ValueError as exc:
+            if "equality deletes" in str(exc):
+                msg = (
+                    f"table {self.name} has equality delete files (written by an engine such as Flink or Spark) "
+                    "that lakefeed cannot apply yet; compact the table (rewrite_data_files) to fold them in"
+                )
+                raise UnsupportedOperationError(msg) from exc
+            raise
+        fs_cache: dict[str, Any] = {}
+
+        def plan_one(task: FileScanTask) -> list[TablePart]:
+            if task.delete_files or task.file.file_format != FileFormat.PARQUET:
+                return [_IcebergFilePart(self, task, snapshot_id, ice_schema)]
+            fs, path = self._filesystem(task.file.file_path, fs_cache)
+            return parquet_file_parts(
+                path,
+                fs,
+                plan,
+                file_size=task.file.file_size_in_bytes,
+                rename=_rename_by_field_id(path, fs, ice_schema, task.file.file_size_in_bytes),
+            )
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lakefeed-plan") as pool:
+            nested = list(pool.map(plan_one, file_tasks))
+        return [p for parts in nested for p in parts]
+
+    def _filesystem(self, uri: str, cache: dict[str, Any]) -> tuple[Any, str]:
+        from urllib.parse import urlparse
+
+        from pyiceberg.io.pyarrow import PyArrowFileIO
+
+        parsed = urlparse(uri)
+        scheme = parsed.scheme or "file"
+        key = f"{scheme}://{parsed.netloc}"
+        io = self._tbl.io
+        if key not in cache:
+            if isinstance(io, PyArrowFileIO):
+                cache[key] = io.fs_by_scheme(scheme, parsed.netloc)
+            else:
+                from lakefeed.io import filesystem_and_path
+
+                cache[key] = filesystem_and_path(uri)[0]
+        path = parsed.path if scheme == "file" else f"{parsed.netloc}{parsed.path}"
+        return cache[key], path
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _conform(self, data: Any, what: str) -> pa.Table:
+        return conform(data, self._write_schema(), table=self.name, what=what)
+
+    def _write_schema(self) -> pa.Schema:
+        from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+        return schema_to_pyarrow(self._tbl.schema(), include_field_ids=False)
+
+    def _commit(self, operation: str, action: Callable[[], None]) -> None:
+        translate = _translate_write_errors(self.name, operation)
+        try:
+            action()
+        except Exception as exc:
+            translated = translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def append(self, data: Any) -> None:
+        """Add rows in one atomic commit.
+
+        Raises:
+            SchemaError: ``data`` does not fit the table's schema (nothing is written).
+        """
+        arrow = self._conform(data, "append")
+        if arrow.num_rows == 0:
+            return
+        self._commit("append", lambda: self._tbl.append(arrow))
+
+    def overwrite(self, data: Any, filter: Expr | None = None) -> None:
+        """Replace all rows, or only those matching ``filter``, with ``data``, in one commit."""
+        arrow = self._conform(data, "overwrite")
+        row_filter = to_iceberg_filter(filter, self.schema, exact=True)
+        self._commit("overwrite", lambda: self._tbl.overwrite(arrow, overwrite_filter=row_filter))
+
+    def upsert(self, data: Any) -> None:
+        """Insert rows, replacing those with the same primary key, in one atomic commit.
+
+        Raises:
+            SchemaError: No primary key, duplicate keys in ``data``, or a schema mismatch.
+        """
+        if not self.primary_key:
+            msg = f"upsert into table {self.name} needs a primary key; create the table with primary_key=[...] or use append"
+            raise SchemaError(msg)
+        arrow = self._conform(data, "upsert")
+        if arrow.num_rows == 0:
+            return
+        keys = list(self.primary_key)
+        validate_keys_unique(arrow, keys, self.name)
+
+        def run() -> None:
+            self._tbl.upsert(arrow, join_cols=keys)
+
+        self._commit("upsert", run)
+
+    def delete(self, filter: Expr) -> None:
+        """Delete the rows where ``filter`` is true, in one atomic commit."""
+        if not isinstance(filter, Expr):
+            msg = f"delete on table {self.name} needs a filter such as lf.col('id') == 3, got {filter!r}"
+            raise ConfigError(msg)
+        row_filter = to_iceberg_filter(filter, self.schema, exact=True)
+        self._commit("delete", lambda: self._tbl.delete(delete_filter=row_filter))
+
+
+def _rename_by_field_id(path: str, fs: Any, schema: IcebergSchema, file_size: int) -> dict[str, str]:
+    from lakefeed.tables.planning import ParquetFileInfo
+
+    info = ParquetFileInfo.load(path, fs, file_size=file_size)
+    by_id = info.field_ids()
+    if not by_id:  # files imported without field ids: match by name (Iceberg name mapping)
+        return {}
+    rename: dict[str, str] = {}
+    for f in schema.fields:
+        stored = by_id.get(f.field_id)
+        if stored is None:
+            rename[f.name] = _MISSING
+        elif stored != f.name:
+            rename[f.name] = stored
+    return rename
+
+
+class _IcebergFilePart(TablePart):
+    """A data file with delete files (or not Parquet): read by pyiceberg, deletes applied."""
+
+    def __init__(self, table: IcebergTable, task: FileScanTask, snapshot_id: int, schema: IcebergSchema) -> None:
+        self._table = table
+        self._task = task
+        self._schema = schema
+        self.path = task.file.file_path
+        self.num_rows = task.file.record_count
+        self.exact_rows = False
+        self.estimated_bytes = 0
+        self._estimate()
+
+    def _estimate(self) -> None:
+        sizes = self._task.file.column_sizes or {}
+        self.estimated_bytes = int(sum(sizes.values()) * 2) if sizes else self._task.file.file_size_in_bytes * 3
+
+    def read(self, plan: ReadPlan) -> Any:
+        from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.io.pyarrow import ArrowScan
+
+        tbl = self._table.pyiceberg_table
+        projected = self._schema.select(*plan.read_columns, case_sensitive=True)
+        arrow_scan = ArrowScan(tbl.metadata, tbl.io, projected, AlwaysTrue(), case_sensitive=True)
+        for batch in arrow_scan.to_record_batches([self._task]):
+            if batch.num_rows:
+                casted = batch.cast(_target_schema(plan, batch.schema.names))
+                out = plan.finish(casted, filtered=False)
+                if out.num_rows:
+                    yield out
+
+
+def _target_schema(plan: ReadPlan, names: Sequence[str]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([plan.table_schema.field(n) for n in names])
+
+
+def create_iceberg_table(
+    catalog: Any,
+    identifier: str,
+    data_or_schema: Any,
+    *,
+    primary_key: Sequence[str] | None,
+    partition_by: Sequence[str] | None,
+    properties: dict[str, str] | None,
+) -> PyIcebergTable:
+    """Create the table (and append the data, if any) in one catalog commit."""
+    import pyarrow as pa
+
+    from lakefeed.tables.base import as_arrow_table
+
+    data: pa.Table | None
+    if isinstance(data_or_schema, pa.Schema):
+        schema, data = data_or_schema, None
+    else:
+        data = as_arrow_table(data_or_schema, what=f"create table {identifier}")
+        schema = data.schema
+    schema = normalize_arrow_schema(pa.schema([f.remove_metadata() for f in schema]))
+    keys = list(primary_key or [])
+    for key in keys:
+        if key not in schema.names:
+            msg = f"create table {identifier}: primary key column {key!r} is not in the schema {schema.names}"
+            raise SchemaError(msg)
+        field = schema.field(key)
+        if pa.types.is_floating(field.type) or pa.types.is_nested(field.type):
+            msg = f"create table {identifier}: primary key column {key!r} is {field.type}; use an integer, string, date or timestamp"
+            raise SchemaError(msg)
+        schema = schema.set(schema.get_field_index(key), field.with_nullable(False))
+    specs = [parse_partition_field(p) for p in partition_by or []]
+    for _, column, _ in specs:
+        if column not in schema.names:
+            msg = f"create table {identifier}: partition column {column!r} is not in the schema {schema.names}"
+            raise SchemaError(msg)
+    if data is not None:
+        data = conform(data, schema, table=identifier, what="create")
+        validate_keys_unique(data, keys, identifier)
+    props = {"write.parquet.row-group-limit": "131072", **(properties or {})}
+    tx = catalog.create_table_transaction(identifier, schema=schema, properties=props)
+    if keys:
+        with tx.update_schema() as update:
+            update.set_identifier_fields(*keys)
+    if specs:
+        with tx.update_spec() as spec:
+            for name, column, param in specs:
+                spec.add_field(column, _transform(name, param), f"{column}_{name}" if name != "identity" else column)
+    if data is not None and data.num_rows:
+        tx.append(data)
+    tx.commit_transaction()
+    return catalog.load_table(identifier)
+
+
+def validate_keys_unique(data: pa.Table, keys: Sequence[str], table: str) -> None:
+    """Raise :class:`SchemaError` if ``data`` holds a primary key twice."""
+    import pyarrow.compute as pc
+
+    if not keys or data.num_rows == 0:
+        return
+    dupes = data.group_by(list(keys)).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
+    if dupes.num_rows:
+        msg = (
+            f"table {table}: {dupes.num_rows} primary key value(s) of {list(keys)} appear more than once in the data, "
+            f"e.g. {dupes.select(list(keys)).slice(0, 3).to_pylist()}; keep one row per key; nothing was written"
+        )
+        raise SchemaError(msg)
+
+
+
+def open_static_iceberg(table_dir: str) -> IcebergTable:
+    """Open an Iceberg table folder by its newest ``metadata/*.metadata.json`` (read-only)."""
+    from pathlib import Path
+
+    from pyiceberg.table import StaticTable
+
+    from lakefeed.errors import TableNotFoundError
+
+    candidates = sorted(Path(table_dir, "metadata").glob("*.metadata.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    if not candidates:
+        msg = f"{table_dir!r} has a metadata folder but no *.metadata.json; it is not an Iceberg table"
+        raise TableNotFoundError(msg)
+    static = StaticTable.from_metadata(str(candidates[-1]))
+    return IcebergTable(static, Path(table_dir).name)

@@ -1,0 +1,188 @@
+"""Task planning by decoded (in-memory) size, not by compressed file size.
+
+A Parquet file's footer gives each row group's row count and, per column chunk, the null
+count and the uncompressed size. Fixed-width columns decode to exactly ``width × rows`` bytes
+(plus a validity bitmap where there are nulls). Strings, binaries and nested columns do not:
+their dictionary-encoded size says little about their Arrow size, so lakefeed reads a small
+sample of each such column once per file and measures its width. Files in lakehouse tables
+never change once written, so the measurement is cached by path and size.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+__all__ = ["ParquetFileInfo", "balanced_groups"]
+
+SAMPLE_ROWS = 2048
+_CACHE_SIZE = 4096
+
+T = TypeVar("T")
+
+
+class ParquetFileInfo:
+    """A Parquet file's footer plus decoded-size estimates per row group, cached per file.
+
+    Example:
+        >>> import pyarrow as pa, pyarrow.parquet as pq, pyarrow.fs as pafs, tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "f.parquet")
+        >>> pq.write_table(pa.table({"x": pa.array(range(1000), pa.int64())}), p, row_group_size=500)
+        >>> info = ParquetFileInfo.load(p, pafs.LocalFileSystem())
+        >>> info.row_group_rows, info.row_group_bytes(["x"])
+        ((500, 500), [4000, 4000])
+    """
+
+    def __init__(self, path: str, filesystem: pafs.FileSystem, metadata: pq.FileMetaData, schema: pa.Schema) -> None:
+        self.path = path
+        self.filesystem = filesystem
+        self.metadata = metadata
+        self.schema = schema
+        self.row_group_rows: tuple[int, ...] = tuple(
+            metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)
+        )
+        self._leaves: dict[str, list[int]] = {}
+        for i in range(metadata.num_columns):
+            top = metadata.schema.column(i).path.split(".")[0]
+            self._leaves.setdefault(top, []).append(i)
+        self._widths: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str, filesystem: pafs.FileSystem, *, file_size: int | None = None) -> ParquetFileInfo:
+        """Read (or take from the cache) the footer of the file at ``path``."""
+        import pyarrow.parquet as pq
+
+        if file_size is None:
+            file_size = filesystem.get_file_info(path).size or 0
+        key = (path, file_size)
+        with _cache_lock:
+            hit = _cache.get(key)
+            if hit is not None:
+                _cache.move_to_end(key)
+                return hit
+        with filesystem.open_input_file(path) as handle:
+            pf = pq.ParquetFile(handle)
+            info = cls(path, filesystem, pf.metadata, pf.schema_arrow)
+        with _cache_lock:
+            _cache[key] = info
+            if len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        return info
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.metadata.num_rows)
+
+    def field_ids(self) -> dict[int, str]:
+        """Top-level Iceberg field id -> column name, where the file records ids."""
+        out: dict[int, str] = {}
+        for f in self.schema:
+            raw = (f.metadata or {}).get(b"PARQUET:field_id")
+            if raw is not None:
+                out[int(raw)] = f.name
+        return out
+
+    def _measure(self, columns: Sequence[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        todo = [c for c in columns if c not in self._widths]
+        if not todo:
+            return
+        widths = dict.fromkeys(todo, 0.0)
+        for rg, n in enumerate(self.row_group_rows):
+            if n == 0:
+                continue
+            with self.filesystem.open_input_file(self.path) as handle:
+                pf = pq.ParquetFile(handle, metadata=self.metadata)
+                sample = next(pf.iter_batches(batch_size=SAMPLE_ROWS, row_groups=[rg], columns=todo), None)
+            if sample is not None and sample.num_rows:
+                for name in todo:
+                    compact = pa.concat_arrays([sample.column(name)])  # nbytes of a compact copy
+                    widths[name] = compact.nbytes / sample.num_rows
+            break
+        self._widths.update(widths)
+
+    def row_group_bytes(self, columns: Sequence[str] | None) -> list[int]:
+        """Estimated decoded Arrow size of each row group for ``columns`` (file names; all if None)."""
+        names = list(self.schema.names) if columns is None else [c for c in columns if c in self.schema.names]
+        fixed = {n: _fixed_width_bytes(self.schema.field(n).type) for n in names}
+        variable = [n for n, w in fixed.items() if w is None]
+        with self._lock:
+            self._measure(variable)
+        sizes: list[int] = []
+        for rg, n in enumerate(self.row_group_rows):
+            group = self.metadata.row_group(rg)
+            total = 0.0
+            for name in names:
+                width = fixed[name]
+                if width is None:
+                    total += self._widths.get(name, 0.0) * n
+                    continue
+                total += width * n
+                leaves = self._leaves.get(name, [])
+                stats = group.column(leaves[0]).statistics if leaves else None
+                if stats is None or not stats.has_null_count or stats.null_count > 0:
+                    total += n / 8
+            sizes.append(round(total))
+        return sizes
+
+
+_cache: OrderedDict[tuple[str, int], ParquetFileInfo] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _fixed_width_bytes(arrow_type: pa.DataType) -> float | None:
+    import pyarrow as pa
+
+    if pa.types.is_boolean(arrow_type):
+        return 1 / 8
+    if pa.types.is_dictionary(arrow_type):
+        return None
+    try:
+        bits = arrow_type.bit_width
+    except ValueError:
+        return None
+    return bits / 8 if bits > 0 else None
+
+
+def balanced_groups(items: Sequence[T], size: Callable[[T], int], target: int) -> list[list[T]]:
+    """Split ``items`` (in order) into contiguous groups of about ``target`` total size each.
+
+    The number of groups is ``ceil(total / target)``; each group closes at the item that
+    brings it nearest its share, so groups differ by at most about one item's size. An item
+    larger than the target forms a group on its own.
+
+    Example:
+        >>> balanced_groups([3, 3, 3, 3, 3, 3, 3], size=lambda x: x, target=8)
+        [[3, 3], [3, 3], [3, 3, 3]]
+    """
+    if target <= 0:
+        msg = f"target size must be positive, got {target}"
+        raise ValueError(msg)
+    if not items:
+        return []
+    total = sum(max(size(i), 0) for i in items)
+    n_groups = max(1, -(-total // target))
+    share = total / n_groups
+    groups: list[list[T]] = []
+    current: list[T] = []
+    current_size = 0
+    for item in items:
+        s = max(size(item), 0)
+        if current and len(groups) < n_groups - 1 and abs(current_size + s - share) > abs(current_size - share):
+            groups.append(current)
+            current, current_size = [], 0
+        current.append(item)
+        current_size += s
+    groups.append(current)
+    return groups
