@@ -747,7 +747,6 @@ def excluded_by_constants(plan: ReadPlan, constants: dict[str, Any]) -> bool:
     columns on a one-row table; a term that is false or null excludes the part exactly.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from lakefeed.expr import conjuncts, to_pyarrow
 
@@ -760,7 +759,7 @@ def excluded_by_constants(plan: ReadPlan, constants: dict[str, Any]) -> bool:
             continue
         if row is None:
             row = pa.table({c: pa.array([v], plan.table_schema.field(c).type) for c, v in constants.items()})
-        mask = row.filter(pc.fill_null(to_pyarrow(term, plan.table_schema), False))
+        mask = row.filter(to_pyarrow(term, plan.table_schema))
         if mask.num_rows == 0:
             return True
     return False

@@ -1,0 +1,337 @@
+"""Delta Lake tables through ``deltalake`` (delta-rs, no JVM).
+
+Reading: the snapshot's add actions give each data file's path, row count and partition
+values; files are read row group by row group with ``pyarrow.dataset`` (partition values
+added as constants, partitions pruned exactly). Deleted rows are gone because deltalake's
+deletes and merges rewrite files. Writing: ``write_deltalake`` and ``DeltaTable.merge``,
+one Delta commit each. The primary key lives in the table description (Delta has none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from lakefeed._utils import import_optional
+from lakefeed.errors import (
+    CommitConflictError,
+    ConfigError,
+    SchemaError,
+    TableExistsError,
+    TableNotFoundError,
+    UnsupportedOperationError,
+)
+from lakefeed.expr import Expr, to_sql, validate
+from lakefeed.io import filesystem_and_path, is_uri
+from lakefeed.tables.base import (
+    ReadPlan,
+    Snapshot,
+    Table,
+    TablePart,
+    as_arrow_table,
+    conform,
+    excluded_by_constants,
+    normalize_arrow_schema,
+    parquet_file_parts,
+)
+from lakefeed.tables.iceberg import parse_partition_field, validate_keys_unique
+
+if TYPE_CHECKING:
+    import deltalake
+    import pyarrow as pa
+
+__all__ = ["DeltaTable", "create_delta_table"]
+
+
+def _deltalake() -> Any:
+    return import_optional("deltalake", extra="delta", purpose="Delta Lake tables")
+
+
+def _uri(location: str) -> str:
+    return location if is_uri(location) else os.path.abspath(os.path.expanduser(location))
+
+
+class DeltaTable(Table):
+    """A Delta Lake table. Open with ``lf.open_table("delta://path")``.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> t = lf.create_table(f"delta://{tempfile.mkdtemp()}/users", pa.table({"id": [1, 2]}), primary_key=["id"])
+        >>> t.upsert(pa.table({"id": [2, 3]}))
+        >>> sorted(t.scan().to_arrow().column("id").to_pylist()), t.primary_key
+        ([1, 2, 3], ('id',))
+    """
+
+    format = "delta"
+
+    def __init__(self, location: str | os.PathLike[str], *, name: str | None = None) -> None:
+        text = os.fspath(location)
+        super().__init__(name or text)
+        self._uri = _uri(text)
+        self._versions: dict[int, deltalake.DeltaTable] = {}
+        self._dt = self._load(None)
+
+    def _load(self, version: int | None) -> deltalake.DeltaTable:
+        dl = _deltalake()
+        try:
+            dt = dl.DeltaTable(self._uri, version=version)
+        except dl.exceptions.TableNotFoundError as exc:
+            msg = f"no Delta table at {self._uri!r} (no _delta_log there); create one with lf.create_table('delta://...', data)"
+            raise TableNotFoundError(msg) from exc
+        features = set(dt.protocol().reader_features or [])
+        if "deletionVectors" in features or "columnMapping" in features:
+            msg = (
+                f"Delta table {self.name} uses reader features {sorted(features)} that lakefeed does not read yet; "
+                "rewrite it without deletion vectors / column mapping (e.g. OPTIMIZE + REORG ... APPLY (PURGE))"
+            )
+            raise UnsupportedOperationError(msg)
+        return dt
+
+    def _at(self, version: int | None) -> deltalake.DeltaTable:
+        if version is None or version == self._dt.version():
+            return self._dt
+        if version not in self._versions:
+            self._versions[version] = self._load(version)
+        return self._versions[version]
+
+    @property
+    def delta_table(self) -> deltalake.DeltaTable:
+        """The underlying ``deltalake.DeltaTable`` (current version)."""
+        return self._dt
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._schema_at(None)
+
+    def _schema_at(self, snapshot_id: int | None) -> pa.Schema:
+        import pyarrow as pa
+
+        return normalize_arrow_schema(pa.schema(self._at(snapshot_id).schema().to_arrow()))
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        description = self._dt.metadata().description or ""
+        try:
+            meta = json.loads(description)
+        except ValueError:
+            return ()
+        keys = meta.get("lakefeed", {}).get("primary_key", []) if isinstance(meta, dict) else []
+        return tuple(str(k) for k in keys)
+
+    @property
+    def partition_by(self) -> tuple[str, ...]:
+        return tuple(self._dt.metadata().partition_columns)
+
+    @property
+    def location(self) -> str:
+        return self._uri
+
+    @property
+    def snapshot_id(self) -> int | None:
+        return int(self._dt.version())
+
+    def snapshots(self) -> list[Snapshot]:
+        out = []
+        for entry in self._dt.history():
+            version = int(entry["version"])
+            out.append(
+                Snapshot(
+                    snapshot_id=version,
+                    timestamp=datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=UTC),
+                    operation=str(entry.get("operation", "")).lower() or None,
+                    parent_id=version - 1 if version > 0 else None,
+                    summary={k: str(v) for k, v in (entry.get("operationMetrics") or {}).items()},
+                )
+            )
+        return sorted(out, key=lambda s: s.snapshot_id)
+
+    def refresh(self) -> DeltaTable:
+        self._dt = self._load(None)
+        return self
+
+    def _file_bytes(self, files: set[str]) -> int:
+        import pyarrow as pa
+
+        actions = pa.table(self._dt.get_add_actions(flatten=True))
+        return int(sum(actions.column("size_bytes").to_pylist())) if actions.num_rows else 0
+
+    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+        import pyarrow as pa
+
+        dt = self._at(snapshot_id)
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        schema = self._schema_at(snapshot_id)
+        partition_columns = list(dt.metadata().partition_columns)
+        fs, root = filesystem_and_path(self._uri)
+        files: list[tuple[str, int, dict[str, Any]]] = []
+        for row in actions.to_pylist():
+            rel = str(row["path"])
+            path = filesystem_and_path(rel)[1] if is_uri(rel) else f"{root.rstrip('/')}/{unquote(rel)}"
+            constants = {
+                c: _partition_value(row.get(f"partition.{c}"), schema.field(c).type) for c in partition_columns
+            }
+            files.append((path, int(row["size_bytes"]), constants))
+
+        def plan_parts(plan: ReadPlan) -> list[TablePart]:
+            parts: list[TablePart] = []
+            for path, size, constants in files:
+                if excluded_by_constants(plan, constants):
+                    continue
+                parts.extend(parquet_file_parts(path, fs, plan, file_size=size, constants=constants))
+            return parts
+
+        return plan_parts
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _write(self, operation: str, action: Callable[[], None]) -> None:
+        dl = _deltalake()
+        try:
+            action()
+        except dl.exceptions.CommitFailedError as exc:
+            msg = f"{operation} on Delta table {self.name}: another writer committed first ({exc}); the table is unchanged, retry"
+            raise CommitConflictError(msg) from exc
+        except dl.exceptions.SchemaMismatchError as exc:
+            msg = f"{operation} on Delta table {self.name}: {exc}; nothing was written"
+            raise SchemaError(msg) from exc
+        self.refresh()
+
+    def append(self, data: Any) -> None:
+        """Add rows in one Delta commit."""
+        arrow = conform(data, self._write_schema(), table=self.name, what="append")
+        if arrow.num_rows:
+            self._write("append", lambda: _deltalake().write_deltalake(self._uri, arrow, mode="append"))
+
+    def overwrite(self, data: Any, filter: Expr | None = None) -> None:
+        """Replace all rows, or those matching ``filter`` (every new row must match it too), in one commit."""
+        arrow = conform(data, self._write_schema(), table=self.name, what="overwrite")
+        predicate = self._predicate(filter) if filter is not None else None
+        if predicate is not None and arrow.num_rows:
+            self._replace_where(arrow, filter, predicate)
+            return
+        self._write(
+            "overwrite",
+            lambda: _deltalake().write_deltalake(self._uri, arrow, mode="overwrite", predicate=predicate),
+        )
+
+    def _replace_where(self, arrow: pa.Table, filter: Expr | None, predicate: str) -> None:
+        from lakefeed.expr import to_pyarrow
+
+        assert filter is not None  # noqa: S101 - checked by the caller
+        matched = arrow.filter(to_pyarrow(filter, arrow.schema)).num_rows
+        if matched != arrow.num_rows:
+            msg = (
+                f"overwrite of Delta table {self.name} where {filter}: {arrow.num_rows - matched} new row(s) do not "
+                "match the filter; Delta replaces only the matching rows, so every new row must match it"
+            )
+            raise SchemaError(msg)
+        self._write(
+            "overwrite",
+            lambda: _deltalake().write_deltalake(self._uri, arrow, mode="overwrite", predicate=predicate),
+        )
+
+    def upsert(self, data: Any) -> None:
+        """Insert rows, replacing those with the same primary key, in one Delta MERGE commit."""
+        keys = list(self.primary_key)
+        if not keys:
+            msg = f"upsert into Delta table {self.name} needs a primary key; create it with primary_key=[...]"
+            raise SchemaError(msg)
+        arrow = conform(data, self._write_schema(), table=self.name, what="upsert")
+        validate_keys_unique(arrow, keys, self.name)
+        if not arrow.num_rows:
+            return
+        on = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+
+        def run() -> None:
+            (
+                self._dt.merge(arrow, predicate=on, source_alias="s", target_alias="t")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+
+        self._write("upsert", run)
+
+    def delete(self, filter: Expr) -> None:
+        """Delete the rows where ``filter`` is true, in one Delta commit."""
+        if not isinstance(filter, Expr):
+            msg = f"delete on Delta table {self.name} needs a filter such as lf.col('id') == 3, got {filter!r}"
+            raise ConfigError(msg)
+        predicate = self._predicate(filter)
+        self._write("delete", lambda: self._dt.delete(predicate))
+
+    def _predicate(self, filter: Expr) -> str:
+        validate(filter, self.schema, table=f"Delta table {self.name}")
+        return to_sql(filter)
+
+    def _write_schema(self) -> pa.Schema:
+        return self.schema
+
+
+def _partition_value(raw: Any, arrow_type: pa.DataType) -> Any:
+    import pyarrow as pa
+
+    if raw is None:
+        return None
+    return pa.array([raw]).cast(arrow_type)[0].as_py()
+
+
+def create_delta_table(
+    location: str,
+    data_or_schema: Any,
+    *,
+    primary_key: Sequence[str] | None = None,
+    partition_by: Sequence[str] | None = None,
+) -> DeltaTable:
+    """Create a Delta table (and write the data, if any) in one commit.
+
+    Raises:
+        TableExistsError: A Delta table is already there.
+        UnsupportedOperationError: A partition transform other than identity.
+    """
+    import pyarrow as pa
+
+    dl = _deltalake()
+    uri = _uri(location)
+    try:
+        dl.DeltaTable(uri)
+    except dl.exceptions.TableNotFoundError:
+        pass
+    else:
+        msg = f"a Delta table already exists at {uri!r}; open it with lf.open_table('delta://{location}')"
+        raise TableExistsError(msg)
+    data: pa.Table | None = None
+    if isinstance(data_or_schema, pa.Schema):
+        schema = data_or_schema
+    else:
+        data = as_arrow_table(data_or_schema, what=f"create Delta table {location}")
+        schema = data.schema
+    schema = normalize_arrow_schema(schema)
+    keys = list(primary_key or [])
+    for key in keys:
+        if key not in schema.names:
+            msg = f"create Delta table {location}: primary key column {key!r} is not in {schema.names}"
+            raise SchemaError(msg)
+        schema = schema.set(schema.get_field_index(key), schema.field(key).with_nullable(False))
+    columns: list[str] = []
+    for text in partition_by or []:
+        transform, column, _ = parse_partition_field(text)
+        if transform != "identity":
+            msg = f"Delta tables partition by plain columns only, not {text!r}; add a derived column instead"
+            raise UnsupportedOperationError(msg)
+        if column not in schema.names:
+            msg = f"create Delta table {location}: partition column {column!r} is not in {schema.names}"
+            raise SchemaError(msg)
+        columns.append(column)
+    description = json.dumps({"lakefeed": {"primary_key": keys}})
+    if data is not None:
+        data = conform(data, schema, table=location, what="create")
+        validate_keys_unique(data, keys, location)
+        dl.write_deltalake(uri, data, mode="error", partition_by=columns or None, description=description)
+    else:
+        dl.DeltaTable.create(uri, schema=schema, partition_by=columns or None, description=description)
+    return DeltaTable(location)
