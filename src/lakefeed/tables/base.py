@@ -104,6 +104,11 @@ class TablePart(ABC):
     exact_rows: bool = True
     path: str
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The data files the part reads."""
+        return (self.path,)
+
     @abstractmethod
     def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
         """Yield the part's rows, filtered and projected to ``plan.schema``."""
@@ -237,7 +242,7 @@ class ScanTask:
     @property
     def files(self) -> list[str]:
         """The data files the task reads."""
-        return list(dict.fromkeys(p.path for p in self.parts))
+        return list(dict.fromkeys(f for p in self.parts for f in p.files))
 
     @property
     def schema(self) -> pa.Schema:
@@ -511,7 +516,7 @@ class Table(ABC):
     def stats(self) -> TableStats:
         """Rows, files and bytes of the current snapshot, from metadata."""
         parts = self.scan().parts()
-        files = {p.path for p in parts}
+        files = {f for p in parts for f in p.files}
         return TableStats(
             num_rows=sum(p.num_rows for p in parts),
             num_files=len(files),
