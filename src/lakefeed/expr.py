@@ -503,7 +503,9 @@ def to_sql(expr: Expr, *, _pretty: bool = False) -> str:
             return f"({ident(e.column)} {op} {_sql_literal(e.value)})"
         if isinstance(e, IsIn):
             if not e.values:
-                return f"({ident(e.column)} IN (NULL))" if not _pretty else f"({e.column} IN ())"
+                if _pretty:
+                    return f"({e.column} IN ())"
+                return f"(CASE WHEN {ident(e.column)} IS NULL THEN NULL ELSE FALSE END)"
             return f"({ident(e.column)} IN ({', '.join(_sql_literal(v) for v in e.values)}))"
         if isinstance(e, IsNull):
             return f"({ident(e.column)} IS NULL)"

@@ -86,12 +86,22 @@ class ReadPlan:
     def finish(self, batch: pa.RecordBatch, *, filtered: bool) -> pa.RecordBatch:
         """Apply the exact filter (unless done already), project and cast to the output schema."""
         if self.arrow_filter is not None and not filtered:
-            batch = batch.filter(self.arrow_filter)
+            batch = _filter_batch(batch, self.arrow_filter)
         if batch.schema.names != self.schema.names:
             batch = batch.select(self.schema.names)
         if not batch.schema.equals(self.schema):
             batch = batch.cast(self.schema)
         return batch
+
+
+def _filter_batch(batch: pa.RecordBatch, expression: pc.Expression) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    # Through a Table: pyarrow < 20 fails on RecordBatch.filter(expression) when no row matches.
+    table = pa.Table.from_batches([batch]).filter(expression)
+    if table.num_rows == 0:
+        return batch.slice(0, 0)
+    return table.combine_chunks().to_batches()[0]
 
 
 class TablePart(ABC):
