@@ -23,7 +23,7 @@ from lakefeed.errors import (
     SnapshotNotFoundError,
     TableNotFoundError,
 )
-from lakefeed.expr import Expr, col
+from lakefeed.expr import Expr, col, parse_filter
 
 if TYPE_CHECKING:
     from lakefeed.tables import Scan, ScanTask, Snapshot, Table, Warehouse, create_table, open_table
@@ -52,6 +52,7 @@ __all__ = [
     "create_table",
     "errors",
     "open_table",
+    "parse_filter",
 ]
 
 _LAZY = {

@@ -41,6 +41,7 @@ __all__ = [
     "columns_of",
     "conjuncts",
     "negation_normal_form",
+    "parse_filter",
     "to_pyarrow",
     "to_sql",
     "validate",
@@ -557,3 +558,104 @@ def negation_normal_form(expr: Expr, *, nan_columns: Iterable[str] = ()) -> Expr
         return Not(e)
 
     return go(expr, False)
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def parse_filter(text: str) -> Expr:
+    """Parse a filter written as a Python-like expression (used by the CLI).
+
+    Columns are bare names; ``and``/``or``/``not``, comparisons (chains like ``1 < a <= 3``
+    too), ``in``/``not in`` lists, ``x is None``/``x is not None``, ``between(x, lo, hi)``,
+    and ``date('2024-01-31')`` / ``timestamp('2024-01-31T12:00')`` literals. Nothing is
+    evaluated: the text is parsed with :mod:`ast` and only these forms are accepted.
+
+    Raises:
+        FilterError: The text is not such an expression.
+
+    Example:
+        >>> print(parse_filter("clicked == 1 and country in ('US', 'DE') and not price > 9.5"))
+        (((clicked == 1) & (country IN ('US', 'DE'))) & ~(price > 9.5))
+    """
+    import ast
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        msg = f"cannot parse filter {text!r}: {exc.msg}; write e.g. \"a > 3 and b in ('x', 'y')\""
+        raise FilterError(msg) from exc
+
+    def fail(node: ast.AST) -> FilterError:
+        return FilterError(f"filter {text!r}: {ast.unparse(node)!r} is not supported here")
+
+    def literal(node: ast.AST) -> Scalar:
+        if isinstance(node, ast.Constant) and isinstance(node.value, _SCALAR_TYPES):
+            return cast(Scalar, node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+            value = node.operand.value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return -value
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                if node.func.id == "date":
+                    return date.fromisoformat(arg.value)
+                if node.func.id == "timestamp":
+                    return datetime.fromisoformat(arg.value)
+        raise fail(node)
+
+    def column(node: ast.AST) -> Column:
+        if isinstance(node, ast.Name):
+            return Column(node.id)
+        raise fail(node)
+
+    ops: dict[type[ast.cmpop], CompareOp] = {
+        ast.Eq: "==",
+        ast.NotEq: "!=",
+        ast.Lt: "<",
+        ast.LtE: "<=",
+        ast.Gt: ">",
+        ast.GtE: ">=",
+    }
+    flipped: dict[CompareOp, CompareOp] = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+    def compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Expr:
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if not isinstance(right, (ast.Tuple, ast.List)):
+                raise fail(right)
+            expr = column(left).isin([literal(v) for v in right.elts])
+            return Not(expr) if isinstance(op, ast.NotIn) else expr
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if not (isinstance(right, ast.Constant) and right.value is None):
+                raise fail(right)
+            expr = column(left).is_null()
+            return Not(expr) if isinstance(op, ast.IsNot) else expr
+        symbol = ops.get(type(op))
+        if symbol is None:
+            raise fail(op)
+        if isinstance(left, ast.Name):
+            return column(left)._cmp(symbol, literal(right))
+        return column(right)._cmp(flipped[symbol], literal(left))
+
+    def go(node: ast.AST) -> Expr:
+        if isinstance(node, ast.BoolOp):
+            parts = [go(v) for v in node.values]
+            out = parts[0]
+            for p in parts[1:]:
+                out = And(out, p) if isinstance(node.op, ast.And) else Or(out, p)
+            return out
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return Not(go(node.operand))
+        if isinstance(node, ast.Compare):
+            terms = [node.left, *node.comparators]
+            exprs = [compare(terms[i], op, terms[i + 1]) for i, op in enumerate(node.ops)]
+            out = exprs[0]
+            for e in exprs[1:]:
+                out = And(out, e)
+            return out
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "between" and len(node.args) == 3:
+            return column(node.args[0]).between(literal(node.args[1]), literal(node.args[2]))
+        raise fail(node)
+
+    return go(tree.body)

@@ -1,0 +1,241 @@
+"""The ``lakefeed`` command: a quickstart, and a look at tables from the shell."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from lakefeed.errors import LakefeedError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakefeed.tables import Table
+
+app = typer.Typer(help="lakefeed: lakehouse tables for machine learning.", no_args_is_help=True, add_completion=False)
+tables_app = typer.Typer(help="List and inspect tables.", no_args_is_help=True)
+app.add_typer(tables_app, name="tables")
+console = Console()
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Embedded warehouse folder (default: $LAKEFEED_HOME or ~/.lakefeed).")
+]
+
+
+def _open(name: str, home: Path | None) -> Table:
+    from lakefeed.tables import Warehouse, open_table
+
+    if "://" in name or "/" in name:
+        return open_table(name)
+    return Warehouse(home).table(name)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _arrow_preview(table: pa.Table, title: str) -> RichTable:
+    out = RichTable(title=title, show_lines=False)
+    for name in table.column_names:
+        out.add_column(name)
+    for row in table.to_pylist():
+        out.add_row(*[_cell(v) for v in row.values()])
+    return out
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def synthetic_clicks(rows: int, *, seed: int = 0) -> pa.Table:
+    """A synthetic click-through table: ids, time, categories, 8 float features and a label.
+
+    Example:
+        >>> synthetic_clicks(5).num_rows
+        5
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2026-01-01T00:00:00", "us")
+    ts = start + rng.integers(0, 7 * 24 * 3600, rows).astype("timedelta64[s]")
+    features = rng.standard_normal((rows, 8), dtype=np.float32)
+    logit = features[:, 0] * 1.5 - features[:, 1] + 0.5 * features[:, 2] - 2.0
+    clicked = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    countries = np.array(["US", "DE", "FR", "BR", "IN", "JP"])
+    devices = np.array(["ios", "android", "web"])
+    columns: dict[str, pa.Array] = {
+        "event_id": pa.array(np.arange(rows, dtype=np.int64)),
+        "user_id": pa.array(rng.integers(0, max(rows // 20, 1), rows)),
+        "item_id": pa.array(rng.integers(0, 50_000, rows)),
+        "ts": pa.array(ts, pa.timestamp("us")),
+        "country": pa.array(countries[rng.integers(0, len(countries), rows)]),
+        "device": pa.array(devices[rng.integers(0, len(devices), rows)]),
+        "price": pa.array(np.round(rng.gamma(2.0, 10.0, rows), 2).astype(np.float32)),
+    }
+    for j in range(8):
+        columns[f"f{j}"] = pa.array(features[:, j])
+    columns["clicked"] = pa.array(clicked)
+    return pa.table(columns)
+
+
+@app.command()
+def quickstart(
+    home: HomeOption = None,
+    rows: Annotated[int, typer.Option(help="Rows in the synthetic click table.", min=1000)] = 1_000_000,
+) -> None:
+    """Build a click-through table in an embedded warehouse, change it, time-travel and scan it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    import lakefeed as lf
+
+    t0 = time.perf_counter()
+    wh = lf.Warehouse(home)
+    name = "quickstart.clicks"
+    if wh.table_exists(name):
+        wh.drop_table(name, purge=True)
+    data = synthetic_clicks(rows)
+    console.print(f"[bold]1.[/] generated {rows:,} click events ({_human(data.nbytes)} in memory)")
+    table = wh.create_table(name, data, primary_key=["event_id"], partition_by=["day(ts)"])
+    first = table.snapshot_id
+    console.print(f"[bold]2.[/] created Iceberg table [cyan]{name}[/] partitioned by day(ts), key event_id")
+    console.print(f"   catalog  {wh.config.uri}\n   files    {table.location}")
+
+    changed = data.slice(0, 1_000)
+    changed = changed.set_column(changed.schema.get_field_index("clicked"), "clicked", pc.subtract(pa.scalar(1, pa.int8()), changed.column("clicked")))
+    table.upsert(changed)
+    console.print("[bold]3.[/] upserted 1,000 events (labels flipped) in one commit")
+    table.delete(lf.col("device") == "web")
+    console.print("[bold]4.[/] deleted every event from device 'web' in one commit")
+
+    snaps = RichTable(title="snapshots")
+    for col in ("snapshot id", "committed (UTC)", "operation"):
+        snaps.add_column(col)
+    for s in table.snapshots():
+        snaps.add_row(str(s.snapshot_id), s.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], s.operation or "")
+    console.print(snaps)
+
+    expr = (lf.col("country").isin(["US", "DE"])) & (lf.col("price") > 30.0) & (lf.col("clicked") == 1)
+    scan = table.scan(columns=["event_id", "user_id", "country", "price", "clicked"], filter=expr)
+    t_scan = time.perf_counter()
+    result = scan.to_arrow()
+    scan_s = time.perf_counter() - t_scan
+    console.print(f"[bold]5.[/] scan where {expr}: {result.num_rows:,} rows in {scan_s:.2f} s")
+    console.print(_arrow_preview(result.slice(0, 5), "first rows"))
+    now_rows = table.scan().count()
+    then_rows = table.scan(snapshot=first).count()
+    console.print(f"[bold]6.[/] time travel: {then_rows:,} rows at the first snapshot, {now_rows:,} now")
+    tasks = table.scan().tasks(target_bytes=16 << 20)
+    console.print(
+        f"[bold]7.[/] planned {len(tasks)} read tasks of ~16 MiB decoded each "
+        f"(estimates {_human(min(t.estimated_bytes for t in tasks))}…{_human(max(t.estimated_bytes for t in tasks))})"
+    )
+    console.print(
+        f"\ndone in {time.perf_counter() - t0:.1f} s. Try: [green]lakefeed tables show {name}[/] or "
+        f"[green]lakefeed scan {name} --filter \"clicked == 1 and price > 50\" --limit 5[/]"
+    )
+
+
+@tables_app.command("list")
+def tables_list(home: HomeOption = None) -> None:
+    """List the warehouse's tables."""
+    from lakefeed.tables import Warehouse
+
+    wh = Warehouse(home)
+    names = wh.list_tables()
+    if not names:
+        console.print(f"no tables in {wh.config.uri if hasattr(wh.config, 'uri') else wh}")
+        return
+    out = RichTable(title=f"tables in {wh.home or wh}")
+    for col in ("table", "format", "snapshot", "rows"):
+        out.add_column(col)
+    for name in names:
+        t = wh.table(name)
+        out.add_row(name, t.format, str(t.snapshot_id), f"{t.stats().num_rows:,}")
+    console.print(out)
+
+
+@tables_app.command("show")
+def tables_show(name: str, home: HomeOption = None) -> None:
+    """Schema, snapshots, files, rows and bytes of a table (a warehouse name or a URI)."""
+    table = _open(name, home)
+    stats = table.stats()
+    console.print(f"[bold]{table.name}[/] ({table.format}) at {table.location}")
+    console.print(f"primary key: {list(table.primary_key) or 'none'}   partitioned by: {list(table.partition_by) or 'nothing'}")
+    schema = RichTable(title="schema")
+    schema.add_column("column")
+    schema.add_column("type")
+    schema.add_column("nullable")
+    for f in table.schema:
+        schema.add_row(f.name, str(f.type), "yes" if f.nullable else "no")
+    console.print(schema)
+    rows = f"{stats.num_rows:,}" + ("" if stats.exact_rows else " (before merges/deletes)")
+    console.print(
+        f"rows: {rows}   files: {stats.num_files}   on storage: {_human(stats.file_bytes)}   "
+        f"in memory (estimated): {_human(stats.estimated_bytes)}"
+    )
+    snaps = table.snapshots()
+    if snaps:
+        out = RichTable(title=f"snapshots ({len(snaps)}, newest last)")
+        for col in ("snapshot id", "committed (UTC)", "operation"):
+            out.add_column(col)
+        for s in snaps[-10:]:
+            out.add_row(str(s.snapshot_id), s.timestamp.strftime("%Y-%m-%d %H:%M:%S"), s.operation or "")
+        console.print(out)
+
+
+@app.command()
+def scan(
+    name: str,
+    filter: Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"a > 3 and b in ('x', 'y')\"")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", "-c", help="Comma-separated columns.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0)] = 20,
+    snapshot: Annotated[int | None, typer.Option(help="Snapshot id to read.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Print rows of a table, filtered and projected."""
+    import pyarrow as pa
+
+    from lakefeed.expr import parse_filter
+
+    table = _open(name, home)
+    expr = parse_filter(filter) if filter else None
+    cols = [c.strip() for c in columns.split(",")] if columns else None
+    s = table.scan(columns=cols, filter=expr, snapshot=snapshot)
+    batches: list[pa.RecordBatch] = []
+    taken = 0
+    for batch in s.to_batches():
+        if taken >= limit:
+            break
+        batches.append(batch.slice(0, limit - taken))
+        taken += batches[-1].num_rows
+    result = pa.Table.from_batches(batches, schema=s.schema)
+    console.print(_arrow_preview(result, f"{table.name} @ {s.snapshot_id}: first {result.num_rows} rows"))
+
+
+def main() -> None:
+    """Entry point: run the CLI, printing lakefeed errors without a traceback."""
+    try:
+        app()
+    except LakefeedError as exc:
+        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()
