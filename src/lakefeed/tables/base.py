@@ -692,22 +692,9 @@ def normalize_arrow_schema(schema: pa.Schema) -> pa.Schema:
     """Use the plain Arrow types (``string`` rather than ``large_string`` or ``string_view``)."""
     import pyarrow as pa
 
-    def norm(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            return pa.string()
-        if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-            return pa.binary()
-        if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
-            return pa.list_(pa.field(t.value_field.name, norm(t.value_type), t.value_field.nullable))
-        if pa.types.is_list(t):
-            return pa.list_(pa.field(t.value_field.name, norm(t.value_type), t.value_field.nullable))
-        if pa.types.is_struct(t):
-            return pa.struct([pa.field(f.name, norm(f.type), f.nullable) for f in t])
-        if pa.types.is_map(t):
-            return pa.map_(norm(t.key_type), norm(t.item_type))
-        return t
+    from lakefeed.tables.planning import normalize_type
 
-    return pa.schema([pa.field(f.name, norm(f.type), f.nullable) for f in schema])
+    return pa.schema([pa.field(f.name, normalize_type(f.type), f.nullable) for f in schema])
 
 
 def parquet_file_parts(

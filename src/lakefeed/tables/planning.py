@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-__all__ = ["ParquetFileInfo", "balanced_groups"]
+__all__ = ["ParquetFileInfo", "balanced_groups", "normalize_type"]
 
 SAMPLE_ROWS = 2048
 _CACHE_SIZE = 4096
@@ -107,7 +107,9 @@ class ParquetFileInfo:
                 sample = next(pf.iter_batches(batch_size=SAMPLE_ROWS, row_groups=[rg], columns=todo), None)
             if sample is not None and sample.num_rows:
                 for name in todo:
-                    compact = pa.concat_arrays([sample.column(name)])  # nbytes of a compact copy
+                    column = sample.column(name)
+                    # measured as lakefeed returns it: a compact copy in the plain (not large/view) type
+                    compact = pa.concat_arrays([column.cast(normalize_type(column.type))])
                     widths[name] = compact.nbytes / sample.num_rows
             break
         self._widths.update(widths)
@@ -141,6 +143,29 @@ _cache: OrderedDict[tuple[str, int], ParquetFileInfo] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+def normalize_type(t: pa.DataType) -> pa.DataType:
+    """The plain Arrow type lakefeed returns: ``string`` for ``large_string``/``string_view``, etc.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> normalize_type(pa.large_list(pa.large_string()))
+        ListType(list<item: string>)
+    """
+    import pyarrow as pa
+
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t) or pa.types.is_list(t):
+        return pa.list_(pa.field(t.value_field.name, normalize_type(t.value_type), t.value_field.nullable))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, normalize_type(f.type), f.nullable) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(normalize_type(t.key_type), normalize_type(t.item_type))
+    return t
+
+
 def _fixed_width_bytes(arrow_type: pa.DataType) -> float | None:
     import pyarrow as pa
 
@@ -155,34 +180,68 @@ def _fixed_width_bytes(arrow_type: pa.DataType) -> float | None:
     return bits / 8 if bits > 0 else None
 
 
+def _greedy_cuts(sizes: Sequence[int], target: int) -> list[int]:
+    cuts = [0]
+    current = 0
+    for k, s in enumerate(sizes):
+        if k > 0 and current + s > target:
+            cuts.append(k)
+            current = 0
+        current += s
+    cuts.append(len(sizes))
+    return cuts
+
+
+def _even_cuts(sizes: Sequence[int], n_groups: int) -> list[int]:
+    import bisect
+
+    prefix = [0]
+    for s in sizes:
+        prefix.append(prefix[-1] + s)
+    share = prefix[-1] / n_groups
+    cuts = [0]
+    for k in range(1, n_groups):
+        lo, hi = cuts[-1] + 1, len(sizes) - (n_groups - k)
+        if lo > hi:
+            break
+        j = bisect.bisect_left(prefix, k * share, lo, hi + 1)
+        candidates = [c for c in (j - 1, j) if lo <= c <= hi]
+        cuts.append(min(candidates, key=lambda c: (abs(prefix[c] - k * share), c)))
+    cuts.append(len(sizes))
+    return cuts
+
+
+def _spread(sizes: Sequence[int], cuts: Sequence[int]) -> float:
+    """Largest over smallest group, the last group aside."""
+    totals = [sum(sizes[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)][:-1]
+    if len(totals) < 2:
+        return 1.0
+    return max(totals) / max(min(totals), 1)
+
+
 def balanced_groups(items: Sequence[T], size: Callable[[T], int], target: int) -> list[list[T]]:
     """Split ``items`` (in order) into contiguous groups of about ``target`` total size each.
 
-    The number of groups is ``ceil(total / target)``; each group closes at the item that
-    brings it nearest its share, so groups differ by at most about one item's size. An item
-    larger than the target forms a group on its own.
+    Two cuttings are compared and the more even one is kept (largest over smallest group,
+    the last aside): a greedy one (a group closes when the next item would take it over the
+    target) and one into the same number of groups cut at the item edges nearest to equal
+    shares of the total, which evens out the remainders greedy leaves at file ends. Items
+    stay in order, so a file's row groups stay together; an item larger than the target
+    forms a group on its own.
 
     Example:
-        >>> balanced_groups([3, 3, 3, 3, 3, 3, 3], size=lambda x: x, target=8)
-        [[3, 3], [3, 3], [3, 3, 3]]
+        >>> balanced_groups([1, 1, 1, 1, 1, 1, 4, 4], size=lambda x: x, target=4)
+        [[1, 1, 1], [1, 1, 1], [4], [4]]
+        >>> balanced_groups([2, 2, 2, 5, 5, 5, 5], size=lambda x: x, target=10)
+        [[2, 2, 2], [5, 5], [5, 5]]
     """
     if target <= 0:
         msg = f"target size must be positive, got {target}"
         raise ValueError(msg)
     if not items:
         return []
-    total = sum(max(size(i), 0) for i in items)
-    n_groups = max(1, -(-total // target))
-    share = total / n_groups
-    groups: list[list[T]] = []
-    current: list[T] = []
-    current_size = 0
-    for item in items:
-        s = max(size(item), 0)
-        if current and len(groups) < n_groups - 1 and abs(current_size + s - share) > abs(current_size - share):
-            groups.append(current)
-            current, current_size = [], 0
-        current.append(item)
-        current_size += s
-    groups.append(current)
-    return groups
+    sizes = [max(size(i), 0) for i in items]
+    greedy = _greedy_cuts(sizes, target)
+    even = _even_cuts(sizes, len(greedy) - 1)
+    cuts = even if _spread(sizes, even) < _spread(sizes, greedy) else greedy
+    return [list(items[a:b]) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]

@@ -1,0 +1,133 @@
+"""Task planning by decoded size: balanced tasks, accurate estimates, an exact partition of the scan."""
+
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lakefeed as lf
+from lakefeed.errors import ConfigError
+from lakefeed.tables.planning import ParquetFileInfo, balanced_groups
+
+ROWS = 60_000
+
+
+def _mixed_table(home: Path) -> lf.Table:
+    """One highly compressible string file and one random-float file in one Iceberg table."""
+    rng = random.Random(1)
+    words = ["lorem ipsum dolor sit amet " * 4, "consectetur adipiscing elit " * 4, "sed do eiusmod tempor " * 4]
+    compressible = pa.table({"s": [words[i % 3] for i in range(ROWS)], "x": pa.array([0.0] * ROWS)})
+    noisy = pa.table(
+        {
+            "s": ["".join(rng.choices(string.ascii_letters, k=2)) for _ in range(ROWS)],
+            "x": pa.array([rng.random() for _ in range(ROWS)]),
+        }
+    )
+    wh = lf.Warehouse(home)
+    t = wh.create_table("plan.mixed", compressible, properties={"write.parquet.row-group-limit": "4096"})
+    t.append(noisy)
+    return t
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
+    return _mixed_table(tmp_path_factory.mktemp("mixed"))
+
+
+def test_premise_files_compress_very_differently(mixed: lf.Table) -> None:
+    from pyiceberg.table import Table as PyIcebergTable
+
+    ice: PyIcebergTable = mixed.pyiceberg_table  # type: ignore[attr-defined]
+    sizes = sorted(t.file.file_size_in_bytes for t in ice.scan().plan_files())
+    decoded = sorted(p.estimated_bytes for p in _file_totals(mixed))
+    assert sizes[1] / sizes[0] > 5, "the random file must be much larger on disk"
+    assert decoded[1] / decoded[0] > 5, "the string file must be much larger in memory"
+
+
+def _file_totals(table: lf.Table) -> list[lf.ScanTask]:
+    parts = table.scan().parts()
+    by_file: dict[str, list[object]] = {}
+    for p in parts:
+        by_file.setdefault(p.path, []).append(p)
+    scan = table.scan()
+    return [lf.ScanTask(ps, scan.plan) for ps in by_file.values()]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("target", [512 << 10, 1 << 20, 3 << 20])
+def test_tasks_are_balanced_by_memory(mixed: lf.Table, target: int) -> None:
+    tasks = mixed.scan().tasks(target_bytes=target)
+    sizes = [t.estimated_bytes for t in tasks]
+    assert len(tasks) > 2
+    body = sizes[:-1]
+    assert max(body) <= 1.5 * min(body), sizes
+    assert max(sizes) <= 1.5 * target
+
+
+@pytest.mark.parametrize("columns", [None, ["s"], ["x"]])
+def test_estimates_within_25_percent_of_real_size(mixed: lf.Table, columns: list[str] | None) -> None:
+    for task in mixed.scan(columns=columns).tasks(target_bytes=1 << 20):
+        real = sum(b.nbytes for b in task.read())
+        assert abs(task.estimated_bytes - real) <= 0.25 * real, (task.estimated_bytes, real)
+
+
+def test_tasks_cover_the_scan_exactly(mixed: lf.Table) -> None:
+    scan = mixed.scan(filter=lf.col("x") < 0.5)
+    rows = sum(b.num_rows for t in scan.tasks(target_bytes=300 << 10) for b in t.read())
+    assert rows == scan.count() == scan.to_arrow().num_rows
+    total = sum(t.num_rows for t in mixed.scan().tasks(target_bytes=300 << 10))
+    assert total == 2 * ROWS
+
+
+def test_a_big_file_is_split_by_row_group(tmp_path: Path) -> None:
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"v": pa.array(range(100_000), pa.int64())}), path, row_group_size=10_000)
+    t = lf.open_table(path)
+    tasks = t.scan().tasks(target_bytes=200_000)
+    assert len(tasks) == 5
+    assert [task.parts[0].row_groups for task in tasks] == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]  # type: ignore[attr-defined]
+    assert all(task.estimated_bytes == 160_000 for task in tasks)
+    assert sum(task.num_rows for task in tasks) == 100_000
+
+
+def test_estimates_count_validity_bitmaps_and_booleans(tmp_path: Path) -> None:
+    path = tmp_path / "n.parquet"
+    table = pa.table({"a": pa.array([1, None] * 5000, pa.int32()), "b": pa.array([True] * 10_000)})
+    pq.write_table(table, path)
+    info = ParquetFileInfo.load(str(path), pa.fs.LocalFileSystem())
+    assert info.row_group_bytes(["a"]) == [40_000 + 1250]
+    assert info.row_group_bytes(["b"])[0] == pytest.approx(1250 + 1250, abs=2)
+    assert pq.read_table(path, columns=["a"]).nbytes == 40_000 + 1250
+
+
+def test_target_bytes_must_be_positive(mixed: lf.Table) -> None:
+    with pytest.raises(ConfigError, match="positive"):
+        mixed.scan().tasks(target_bytes=0)
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=1000), max_size=60),
+    target=st.integers(min_value=1, max_value=5000),
+)
+def test_balanced_groups_partition_in_order(sizes: list[int], target: int) -> None:
+    items = list(enumerate(sizes))
+    groups = balanced_groups(items, size=lambda it: it[1], target=target)
+    assert [it for g in groups for it in g] == items
+    assert all(groups), "no empty group"
+    if not items:
+        return
+    total = sum(sizes)
+    biggest = max(sizes)
+    share = total / len(groups)
+    for g in groups:
+        # every cut lands at the item edge nearest its share boundary: off by at most one item
+        assert sum(s for _, s in g) <= share + 2 * biggest
+    assert len(groups) <= max(1, len(items))
+    if biggest <= target:
+        assert len(groups) <= max(1, 2 * -(-total // target))
