@@ -90,3 +90,17 @@ def test_appends_accept_widening_and_pandas(table_factory: Factory) -> None:
     table.append(narrow)
     table.append(_more(110_000).to_pandas())
     assert table.scan(filter=lf.col("id") >= 100_000).count() == 10
+
+
+@pytest.mark.parametrize("kind", [*WRITABLE_KINDS, pytest.param("paimon_pk", marks=pytest.mark.paimon), "parquet"])
+def test_a_deleted_data_file_is_named(table_factory: Factory, kind: str) -> None:
+    from pathlib import Path
+
+    from lakefeed.errors import DataFileNotFoundError
+
+    table = table_factory(kind)
+    scan = table.scan()
+    victim = scan.tasks()[0].files[0]
+    Path(victim).unlink()
+    with pytest.raises(DataFileNotFoundError, match=Path(victim).name):
+        scan.to_arrow()

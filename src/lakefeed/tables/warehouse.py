@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lakefeed.config import CatalogConfig, PyIcebergCatalogConfig, SqlCatalogConfig
 from lakefeed.errors import (
     CatalogError,
+    CommitConflictError,
     ConfigError,
     NamespaceNotFoundError,
     TableExistsError,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Warehouse"]
 
 DEFAULT_NAMESPACE = "default"
-_IDENT = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$")
+_IDENT = re.compile(r"^([A-Za-z_][\w-]*\.)?[A-Za-z_][\w-]*$")
 
 
 class Warehouse:
@@ -115,7 +116,7 @@ class Warehouse:
     @staticmethod
     def _identifier(name: str) -> tuple[str, str]:
         if not isinstance(name, str) or not _IDENT.match(name):
-            msg = f"table name {name!r} is not valid; use 'namespace.table' (letters, digits, _ and -)"
+            msg = f"table name {name!r} is not valid; use 'namespace.table' or 'table' (letters, digits, _ and -)"
             raise ConfigError(msg)
         namespace, _, table = name.rpartition(".")
         return namespace or DEFAULT_NAMESPACE, table
@@ -157,10 +158,15 @@ class Warehouse:
         if isinstance(primary_key, str) or isinstance(partition_by, str):
             msg = f"create table {full}: primary_key and partition_by take lists, e.g. primary_key=['id']"
             raise ConfigError(msg)
-        from pyiceberg.exceptions import TableAlreadyExistsError
+        from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
 
         with self._catalog_errors(f"create table {full}"):
             self.catalog.create_namespace_if_not_exists(ns)
+            if self.catalog.table_exists(full):
+                if exist_ok:
+                    return self.table(full)
+                msg = f"table {full} already exists in {self._where()}; use wh.table({full!r}) or exist_ok=True"
+                raise TableExistsError(msg)
             try:
                 tbl = create_iceberg_table(
                     self.catalog,
@@ -170,7 +176,10 @@ class Warehouse:
                     partition_by=partition_by,
                     properties=properties,
                 )
-            except TableAlreadyExistsError as exc:
+            except (TableAlreadyExistsError, CommitFailedException) as exc:
+                if isinstance(exc, CommitFailedException) and "already exists" not in str(exc):
+                    msg = f"create table {full}: the catalog refused the commit ({exc}); nothing was created"
+                    raise CommitConflictError(msg) from exc
                 if exist_ok:
                     return self.table(full)
                 msg = f"table {full} already exists in {self._where()}; use wh.table({full!r}) or exist_ok=True"
@@ -242,6 +251,18 @@ class Warehouse:
                 raise TableNotFoundError(msg) from exc
         if location is not None:
             _remove_tree(location)
+
+    def close(self) -> None:
+        """Release the catalog's database connections (it reconnects if used again)."""
+        engine = getattr(self._catalog, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"Warehouse({self._where()!r})"
