@@ -43,7 +43,7 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def _arrow_preview(table: pa.Table, title: str) -> RichTable:
+def _arrow_preview(table: pa.Table, title: str | None) -> RichTable:
     out = RichTable(title=title, show_lines=False)
     for name in table.column_names:
         out.add_column(name)
@@ -225,7 +225,8 @@ def scan(
         batches.append(batch.slice(0, limit - taken))
         taken += batches[-1].num_rows
     result = pa.Table.from_batches(batches, schema=s.schema)
-    console.print(_arrow_preview(result, f"{table.name} @ {s.snapshot_id}: first {result.num_rows} rows"))
+    console.print(f"{table.name} at snapshot {s.snapshot_id}: first {result.num_rows} rows", soft_wrap=True)
+    console.print(_arrow_preview(result, None))
 
 
 def main() -> None:

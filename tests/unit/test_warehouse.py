@@ -63,6 +63,7 @@ def test_catalog_uri_needs_a_warehouse() -> None:
 
 
 def test_unreachable_catalog_is_a_catalog_error(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is in the main environment only")
     wh = lf.Warehouse(catalog_uri="postgresql+psycopg://postgres:secret@127.0.0.1:1/none", warehouse=tmp_path)
     with pytest.raises(lf.errors.CatalogError, match=r"unreachable") as info:
         wh.list_tables()

@@ -211,12 +211,14 @@ def _even_cuts(sizes: Sequence[int], n_groups: int) -> list[int]:
     return cuts
 
 
-def _spread(sizes: Sequence[int], cuts: Sequence[int]) -> float:
-    """Largest over smallest group, the last group aside."""
-    totals = [sum(sizes[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)][:-1]
-    if len(totals) < 2:
-        return 1.0
-    return max(totals) / max(min(totals), 1)
+def _spread(sizes: Sequence[int], cuts: Sequence[int]) -> tuple[float, float]:
+    """Largest over smallest group, first with the last group aside, then with it."""
+    totals = [sum(sizes[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+    def ratio(values: list[int]) -> float:
+        return max(values) / max(min(values), 1) if len(values) > 1 else 1.0
+
+    return ratio(totals[:-1]), ratio(totals)
 
 
 def balanced_groups(items: Sequence[T], size: Callable[[T], int], target: int) -> list[list[T]]:

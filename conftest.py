@@ -1,0 +1,20 @@
+"""Marks doctests that need an optional format library, so each environment runs what it can."""
+
+from __future__ import annotations
+
+import pytest
+
+_NEEDS = {
+    "lakefeed.tables.paimon": "paimon",
+    "lakefeed.tables.delta": "delta",
+    "lakefeed.tables.create_table": "delta",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.DoctestItem):
+            continue
+        for prefix, marker in _NEEDS.items():
+            if item.name == prefix or item.name.startswith(prefix + "."):
+                item.add_marker(getattr(pytest.mark, marker))

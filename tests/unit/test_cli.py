@@ -1,0 +1,66 @@
+"""The `lakefeed` command, run in-process with typer's runner against a real warehouse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+import lakefeed as lf
+from lakefeed.cli import app, synthetic_clicks
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_quickstart_builds_changes_and_scans(tmp_path: Path) -> None:
+    out = _run("quickstart", "--home", str(tmp_path), "--rows", "20000")
+    assert "generated 20,000 click events" in out
+    table = lf.Warehouse(tmp_path).table("quickstart.clicks")
+    ops = [s.operation for s in table.snapshots()]
+    assert ops[0] == "append" and "overwrite" in ops
+    data = synthetic_clicks(20_000)
+    web = sum(1 for d in data.column("device").to_pylist() if d == "web")
+    assert table.scan().count() == 20_000 - web
+    assert table.scan(filter=lf.col("device") == "web").count() == 0
+    match = re.search(r"time travel: ([\d,]+) rows at the first snapshot, ([\d,]+) now", out)
+    assert match is not None
+    assert match.groups() == ("20,000", f"{20_000 - web:,}")
+    # quickstart can be run again: it replaces its own table
+    _run("quickstart", "--home", str(tmp_path), "--rows", "1000")
+    assert lf.Warehouse(tmp_path).table("quickstart.clicks").scan(snapshot=None).count() <= 1000
+
+
+def test_tables_list_show_and_scan(tmp_path: Path) -> None:
+    wh = lf.Warehouse(tmp_path)
+    wh.create_table("shop.items", pa.table({"id": [1, 2, 3], "price": [1.5, 20.0, None]}), primary_key=["id"])
+    out = _run("tables", "list", "--home", str(tmp_path))
+    assert "shop.items" in out and "iceberg" in out
+    out = _run("tables", "show", "shop.items", "--home", str(tmp_path))
+    assert "primary key: ['id']" in out and "price" in out and "rows: 3" in out
+    out = _run("scan", "shop.items", "--home", str(tmp_path), "--filter", "price > 10", "--columns", "id")
+    assert "first 1 rows" in out and "│ 2  │" in out
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from lakefeed.cli import main
+
+    argv = sys.argv
+    sys.argv = ["lakefeed", "scan", "nope.nope", "--home", str(tmp_path)]
+    try:
+        with pytest.raises(SystemExit) as info:
+            main()
+    finally:
+        sys.argv = argv
+    assert info.value.code == 2
+    assert "TableNotFoundError" in capsys.readouterr().out
