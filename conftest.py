@@ -12,6 +12,7 @@ _NEEDS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Add the ``paimon``/``delta`` marker to doctests of modules that need those libraries."""
     for item in items:
         if not isinstance(item, pytest.DoctestItem):
             continue

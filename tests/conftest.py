@@ -6,7 +6,7 @@ import importlib.util
 import os
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -169,10 +169,10 @@ def _postgres_available() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_uri() -> Iterator[str]:
+def postgres_uri() -> str:
     problem = _postgres_available()
     if problem is not None:
         if REQUIRE_SERVICES:
             pytest.fail(f"PostgreSQL at {POSTGRES_URI} is required (LAKEFEED_REQUIRE_SERVICES=1) but: {problem}")
         pytest.skip(f"PostgreSQL not reachable: {problem}")
-    yield POSTGRES_URI
+    return POSTGRES_URI

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -78,7 +78,7 @@ def synthetic_clicks(rows: int, *, seed: int = 0) -> pa.Table:
     clicked = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     countries = np.array(["US", "DE", "FR", "BR", "IN", "JP"])
     devices = np.array(["ios", "android", "web"])
-    columns: dict[str, pa.Array] = {
+    columns: dict[str, pa.Array[Any]] = {
         "event_id": pa.array(np.arange(rows, dtype=np.int64)),
         "user_id": pa.array(rng.integers(0, max(rows // 20, 1), rows)),
         "item_id": pa.array(rng.integers(0, 50_000, rows)),
@@ -114,10 +114,14 @@ def quickstart(
     table = wh.create_table(name, data, primary_key=["event_id"], partition_by=["day(ts)"])
     first = table.snapshot_id
     console.print(f"[bold]2.[/] created Iceberg table [cyan]{name}[/] partitioned by day(ts), key event_id")
-    console.print(f"   catalog  {wh.config.uri}\n   files    {table.location}")
+    console.print(f"   catalog  {wh}\n   files    {table.location}")
 
     changed = data.slice(0, 1_000)
-    changed = changed.set_column(changed.schema.get_field_index("clicked"), "clicked", pc.subtract(pa.scalar(1, pa.int8()), changed.column("clicked")))
+    changed = changed.set_column(
+        changed.schema.get_field_index("clicked"),
+        "clicked",
+        pc.subtract(pa.scalar(1, pa.int8()), changed.column("clicked")),
+    )
     table.upsert(changed)
     console.print("[bold]3.[/] upserted 1,000 events (labels flipped) in one commit")
     table.delete(lf.col("device") == "web")
@@ -147,7 +151,7 @@ def quickstart(
     )
     console.print(
         f"\ndone in {time.perf_counter() - t0:.1f} s. Try: [green]lakefeed tables show {name}[/] or "
-        f"[green]lakefeed scan {name} --filter \"clicked == 1 and price > 50\" --limit 5[/]"
+        f'[green]lakefeed scan {name} --filter "clicked == 1 and price > 50" --limit 5[/]'
     )
 
 
@@ -159,7 +163,7 @@ def tables_list(home: HomeOption = None) -> None:
     wh = Warehouse(home)
     names = wh.list_tables()
     if not names:
-        console.print(f"no tables in {wh.config.uri if hasattr(wh.config, 'uri') else wh}")
+        console.print(f"no tables in {wh}")
         return
     out = RichTable(title=f"tables in {wh.home or wh}")
     for col in ("table", "format", "snapshot", "rows"):
@@ -176,7 +180,9 @@ def tables_show(name: str, home: HomeOption = None) -> None:
     table = _open(name, home)
     stats = table.stats()
     console.print(f"[bold]{table.name}[/] ({table.format}) at {table.location}")
-    console.print(f"primary key: {list(table.primary_key) or 'none'}   partitioned by: {list(table.partition_by) or 'nothing'}")
+    console.print(
+        f"primary key: {list(table.primary_key) or 'none'}   partitioned by: {list(table.partition_by) or 'nothing'}"
+    )
     schema = RichTable(title="schema")
     schema.add_column("column")
     schema.add_column("type")

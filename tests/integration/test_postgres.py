@@ -30,7 +30,9 @@ def namespace(pg_warehouse: lf.Warehouse) -> Iterator[str]:
     pg_warehouse.catalog.drop_namespace(ns)
 
 
-def test_full_lifecycle_on_postgres(pg_warehouse: lf.Warehouse, namespace: str, postgres_uri: str, tmp_path: Path) -> None:
+def test_full_lifecycle_on_postgres(
+    pg_warehouse: lf.Warehouse, namespace: str, postgres_uri: str, tmp_path: Path
+) -> None:
     name = f"{namespace}.clicks"
     data = pa.table({"id": pa.array(range(1000), pa.int64()), "v": [float(i % 7) for i in range(1000)]})
     table = pg_warehouse.create_table(name, data, primary_key=["id"], partition_by=["bucket(4, id)"])

@@ -26,7 +26,8 @@ def test_quickstart_builds_changes_and_scans(tmp_path: Path) -> None:
     assert "generated 20,000 click events" in out
     table = lf.Warehouse(tmp_path).table("quickstart.clicks")
     ops = [s.operation for s in table.snapshots()]
-    assert ops[0] == "append" and "overwrite" in ops
+    assert ops[0] == "append"
+    assert "overwrite" in ops
     data = synthetic_clicks(20_000)
     web = sum(1 for d in data.column("device").to_pylist() if d == "web")
     assert table.scan().count() == 20_000 - web
@@ -43,11 +44,15 @@ def test_tables_list_show_and_scan(tmp_path: Path) -> None:
     wh = lf.Warehouse(tmp_path)
     wh.create_table("shop.items", pa.table({"id": [1, 2, 3], "price": [1.5, 20.0, None]}), primary_key=["id"])
     out = _run("tables", "list", "--home", str(tmp_path))
-    assert "shop.items" in out and "iceberg" in out
+    assert "shop.items" in out
+    assert "iceberg" in out
     out = _run("tables", "show", "shop.items", "--home", str(tmp_path))
-    assert "primary key: ['id']" in out and "price" in out and "rows: 3" in out
+    assert "primary key: ['id']" in out
+    assert "price" in out
+    assert "rows: 3" in out
     out = _run("scan", "shop.items", "--home", str(tmp_path), "--filter", "price > 10", "--columns", "id")
-    assert "first 1 rows" in out and "│ 2  │" in out
+    assert "first 1 rows" in out
+    assert "│ 2  │" in out
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,7 +29,7 @@ def test_guide_runs(guide: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             continue
         if "delta://" in block and importlib.util.find_spec("deltalake") is None:
             continue
-        exec(compile(block, f"{guide}:block{ran}", "exec"), namespace)  # noqa: S102 - our own docs
+        exec(compile(block, f"{guide}:block{ran}", "exec"), namespace)
         ran += 1
     assert ran >= 5
     assert os.getcwd() == str(tmp_path)

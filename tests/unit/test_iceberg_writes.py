@@ -81,7 +81,10 @@ def test_each_write_is_one_commit(warehouse: lf.Warehouse) -> None:
 def test_create_from_schema_with_partitions(warehouse: lf.Warehouse) -> None:
     schema = pa.schema([("id", pa.int64()), ("ts", pa.timestamp("us")), ("country", pa.string())])
     table = warehouse.create_table(
-        "w.parts", schema, primary_key=["id"], partition_by=["day(ts)", "country", "bucket(8, id)", "truncate(2, country)"]
+        "w.parts",
+        schema,
+        primary_key=["id"],
+        partition_by=["day(ts)", "country", "bucket(8, id)", "truncate(2, country)"],
     )
     assert table.partition_by == ("day(ts)", "country", "bucket(8, id)", "truncate(2, country)")
     assert table.primary_key == ("id",)
@@ -185,15 +188,14 @@ def test_failure_midway_leaves_table_unchanged(
     before_rows = _state(table)
     monkeypatch.setattr(pio, "write_file", _failing_after_first_file(pio.write_file))
     new = _rows(list(range(50, 250)), 9)
+    writes = {
+        "append": lambda: table.append(new),
+        "overwrite": lambda: table.overwrite(new),
+        "upsert": lambda: table.upsert(new),
+        "create": lambda: warehouse.create_table("w.fail2", new, partition_by=["tag"]),
+    }
     with pytest.raises(OSError, match="injected"):
-        if operation == "append":
-            table.append(new)
-        elif operation == "overwrite":
-            table.overwrite(new)
-        elif operation == "upsert":
-            table.upsert(new)
-        else:
-            warehouse.create_table("w.fail2", new, partition_by=["tag"])
+        writes[operation]()
     monkeypatch.undo()
     fresh = lf.Warehouse(warehouse.home).table("w.fail")
     assert fresh.snapshot_id == before_snapshot

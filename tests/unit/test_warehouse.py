@@ -82,7 +82,7 @@ def test_open_table_detects_formats(tmp_path: Path) -> None:
         lf.open_table(tmp_path / "nothing")
     with pytest.raises(TableNotFoundError, match="no Parquet files match"):
         lf.open_table(f"parquet://{tmp_path}/*.csv")
-    with pytest.raises(ConfigError, match="end in '/namespace.table'"):
+    with pytest.raises(ConfigError, match=r"end in '/namespace\.table'"):
         lf.open_table(f"iceberg://{tmp_path}")
     with pytest.raises(ConfigError, match="plain Parquet is read-only"):
         lf.create_table(f"parquet://{tmp_path}/x", pa.table({"x": [1]}))

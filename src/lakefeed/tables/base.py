@@ -75,6 +75,7 @@ class ReadPlan:
 
     @property
     def columns(self) -> list[str]:
+        """The output column names."""
         return list(self.schema.names)
 
     @property
@@ -148,6 +149,7 @@ class ParquetPart(TablePart):
     exact_rows: bool = True
 
     def merge(self, other: TablePart) -> TablePart | None:
+        """Join an adjacent part of the same file into one, or return None."""
         if (
             isinstance(other, ParquetPart)
             and other.path == self.path
@@ -167,6 +169,7 @@ class ParquetPart(TablePart):
         return None
 
     def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        """Yield the part's rows, filtered and projected."""
         import pyarrow as pa
         import pyarrow.dataset as ds
 
@@ -177,7 +180,9 @@ class ParquetPart(TablePart):
         direct = (
             not self.rename
             and not self.constants
-            and all(c in file_names and self.file_schema.field(c).type == plan.table_schema.field(c).type for c in wanted)
+            and all(
+                c in file_names and self.file_schema.field(c).type == plan.table_schema.field(c).type for c in wanted
+            )
         )
         if direct:
             for batch in fragment.to_batches(
@@ -188,11 +193,13 @@ class ParquetPart(TablePart):
             return
         stored_as = {c: self.rename.get(c, c) for c in wanted}
         stored = [c for c in wanted if stored_as[c] in file_names and c not in self.constants]
-        for batch in fragment.to_batches(columns=[stored_as[c] for c in stored], batch_size=BATCH_ROWS, use_threads=True):
+        for batch in fragment.to_batches(
+            columns=[stored_as[c] for c in stored], batch_size=BATCH_ROWS, use_threads=True
+        ):
             n = batch.num_rows
             if not n:
                 continue
-            arrays: list[pa.Array] = []
+            arrays: list[pa.Array[Any]] = []
             for name in wanted:
                 target = plan.table_schema.field(name).type
                 if name in self.constants:
@@ -385,14 +392,14 @@ class Scan:
             pending: list[Future[list[pa.RecordBatch]]] = []
             it = iter(tasks)
             for task in it:
-                pending.append(pool.submit(lambda t=task: list(t.read())))
+                pending.append(pool.submit(_read_all, task))
                 if len(pending) >= depth:
                     break
             while pending:
                 batches = pending.pop(0).result()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append(pool.submit(lambda t=nxt: list(t.read())))
+                    pending.append(pool.submit(_read_all, nxt))
                 yield from batches
 
     def to_arrow(self) -> pa.Table:
@@ -425,6 +432,10 @@ class Scan:
             f"Scan(table={self.table.name!r}, snapshot_id={self._snapshot_id}, columns={self.columns}, "
             f"filter={self.plan.filter})"
         )
+
+
+def _read_all(task: ScanTask) -> list[pa.RecordBatch]:
+    return list(task.read())
 
 
 def _merge_adjacent(parts: Sequence[TablePart]) -> list[TablePart]:
@@ -575,19 +586,19 @@ class Table(ABC):
 
     def append(self, data: Any) -> None:
         """Add rows in one atomic commit."""
-        raise self._unsupported("append")
+        raise self._unsupported("append")  # noqa: EM101 - builds the error with its message
 
     def overwrite(self, data: Any, filter: Expr | None = None) -> None:
         """Replace all rows (or those matching ``filter``) with ``data`` in one atomic commit."""
-        raise self._unsupported("overwrite")
+        raise self._unsupported("overwrite")  # noqa: EM101 - builds the error with its message
 
     def upsert(self, data: Any) -> None:
         """Insert rows, replacing rows with the same primary key, in one atomic commit."""
-        raise self._unsupported("upsert")
+        raise self._unsupported("upsert")  # noqa: EM101 - builds the error with its message
 
     def delete(self, filter: Expr) -> None:
         """Delete the rows matching ``filter`` in one atomic commit."""
-        raise self._unsupported("delete")
+        raise self._unsupported("delete")  # noqa: EM101 - builds the error with its message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, format={self.format!r}, snapshot_id={self.snapshot_id})"
@@ -608,7 +619,10 @@ def as_arrow_table(data: Any, *, what: str) -> pa.Table:
         return pa.Table.from_batches(data)
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
         return pa.Table.from_pandas(data, preserve_index=False)
-    msg = f"{what}: expected a pyarrow.Table, RecordBatch, list of RecordBatches or pandas.DataFrame, got {type(data).__name__}"
+    msg = (
+        f"{what}: expected a pyarrow.Table, RecordBatch, list of RecordBatches or pandas.DataFrame, "
+        f"got {type(data).__name__}"
+    )
     raise SchemaError(msg)
 
 
@@ -625,7 +639,9 @@ def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
         if any(f(source) for f in family) and any(f(target) for f in family):
             return True
     if pa.types.is_integer(source) and pa.types.is_integer(target):
-        return source.bit_width <= target.bit_width and (pa.types.is_signed_integer(target) or not pa.types.is_signed_integer(source))
+        return source.bit_width <= target.bit_width and (
+            pa.types.is_signed_integer(target) or not pa.types.is_signed_integer(source)
+        )
     if pa.types.is_integer(source) and pa.types.is_floating(target):
         return source.bit_width < target.bit_width
     if pa.types.is_floating(source) and pa.types.is_floating(target):
@@ -636,7 +652,9 @@ def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
         return True
     if pa.types.is_dictionary(source):
         return _compatible(source.value_type, target)
-    if (pa.types.is_list(source) or pa.types.is_large_list(source)) and (pa.types.is_list(target) or pa.types.is_large_list(target)):
+    if (pa.types.is_list(source) or pa.types.is_large_list(source)) and (
+        pa.types.is_list(target) or pa.types.is_large_list(target)
+    ):
         return _compatible(source.value_type, target.value_type)
     return False
 
@@ -663,7 +681,7 @@ def conform(data: Any, schema: pa.Schema, *, table: str, what: str = "write") ->
         problems.append(f"unknown column(s) {extra} (the table has {schema.names})")
     if len(set(source.column_names)) != len(source.column_names):
         problems.append(f"duplicate column names in {source.column_names}")
-    arrays: list[pa.ChunkedArray] = []
+    arrays: list[pa.ChunkedArray[Any]] = []
     for target in schema:
         if target.name not in source.column_names:
             if not target.nullable:

@@ -80,7 +80,10 @@ class DeltaTable(Table):
         try:
             dt = dl.DeltaTable(self._uri, version=version)
         except dl.exceptions.TableNotFoundError as exc:
-            msg = f"no Delta table at {self._uri!r} (no _delta_log there); create one with lf.create_table('delta://...', data)"
+            msg = (
+                f"no Delta table at {self._uri!r} (no _delta_log there); create one with "
+                "lf.create_table('delta://...', data)"
+            )
             raise TableNotFoundError(msg) from exc
         features = set(dt.protocol().reader_features or [])
         if "deletionVectors" in features or "columnMapping" in features:
@@ -89,7 +92,8 @@ class DeltaTable(Table):
                 "rewrite it without deletion vectors / column mapping (e.g. OPTIMIZE + REORG ... APPLY (PURGE))"
             )
             raise UnsupportedOperationError(msg)
-        return dt
+        loaded: deltalake.DeltaTable = dt
+        return loaded
 
     def _at(self, version: int | None) -> deltalake.DeltaTable:
         if version is None or version == self._dt.version():
@@ -105,15 +109,18 @@ class DeltaTable(Table):
 
     @property
     def schema(self) -> pa.Schema:
+        """The current schema as Arrow."""
         return self._schema_at(None)
 
     def _schema_at(self, snapshot_id: int | None) -> pa.Schema:
         import pyarrow as pa
 
-        return normalize_arrow_schema(pa.schema(self._at(snapshot_id).schema().to_arrow()))
+        arrow_schema: Any = self._at(snapshot_id).schema().to_arrow()  # an arro3 schema (Arrow C interface)
+        return normalize_arrow_schema(pa.schema(arrow_schema))
 
     @property
     def primary_key(self) -> tuple[str, ...]:
+        """The primary-key columns (empty when the table has none)."""
         description = self._dt.metadata().description or ""
         try:
             meta = json.loads(description)
@@ -124,17 +131,21 @@ class DeltaTable(Table):
 
     @property
     def partition_by(self) -> tuple[str, ...]:
+        """Partition fields, e.g. ``("country", "day(ts)")``."""
         return tuple(self._dt.metadata().partition_columns)
 
     @property
     def location(self) -> str:
+        """Where the table's files live."""
         return self._uri
 
     @property
     def snapshot_id(self) -> int | None:
+        """The current snapshot's id (None when empty)."""
         return int(self._dt.version())
 
     def snapshots(self) -> list[Snapshot]:
+        """All snapshots, oldest first."""
         out = []
         for entry in self._dt.history():
             version = int(entry["version"])
@@ -150,6 +161,7 @@ class DeltaTable(Table):
         return sorted(out, key=lambda s: s.snapshot_id)
 
     def refresh(self) -> DeltaTable:
+        """Reload metadata to see other writers' commits; returns ``self``."""
         self._dt = self._load(None)
         return self
 
@@ -157,7 +169,7 @@ class DeltaTable(Table):
         import pyarrow as pa
 
         actions = pa.table(self._dt.get_add_actions(flatten=True))
-        return int(sum(actions.column("size_bytes").to_pylist())) if actions.num_rows else 0
+        return int(pa.compute.sum(actions.column("size_bytes")).as_py() or 0) if actions.num_rows else 0
 
     def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
         import pyarrow as pa
@@ -193,7 +205,10 @@ class DeltaTable(Table):
         try:
             action()
         except dl.exceptions.CommitFailedError as exc:
-            msg = f"{operation} on Delta table {self.name}: another writer committed first ({exc}); the table is unchanged, retry"
+            msg = (
+                f"{operation} on Delta table {self.name}: another writer committed first ({exc}); "
+                "the table is unchanged, retry"
+            )
             raise CommitConflictError(msg) from exc
         except dl.exceptions.SchemaMismatchError as exc:
             msg = f"{operation} on Delta table {self.name}: {exc}; nothing was written"
@@ -221,7 +236,7 @@ class DeltaTable(Table):
     def _replace_where(self, arrow: pa.Table, filter: Expr | None, predicate: str) -> None:
         from lakefeed.expr import to_pyarrow
 
-        assert filter is not None  # noqa: S101 - checked by the caller
+        assert filter is not None
         matched = arrow.filter(to_pyarrow(filter, arrow.schema)).num_rows
         if matched != arrow.num_rows:
             msg = (
@@ -262,7 +277,10 @@ class DeltaTable(Table):
             msg = f"delete on Delta table {self.name} needs a filter such as lf.col('id') == 3, got {filter!r}"
             raise ConfigError(msg)
         predicate = self._predicate(filter)
-        self._write("delete", lambda: self._dt.delete(predicate))
+        def run() -> None:
+            self._dt.delete(predicate)
+
+        self._write("delete", run)
 
     def _predicate(self, filter: Expr) -> str:
         validate(filter, self.schema, table=f"Delta table {self.name}")

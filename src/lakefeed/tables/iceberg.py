@@ -106,10 +106,12 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
         GreaterThan(term=Reference(name='a'), literal=LongLiteral(1))
     """
     import pyarrow as pa
-    from pyiceberg import expressions as ie
+    from pyiceberg import expressions
 
+    ie: Any = expressions  # pydantic-built constructors confuse type checkers
     if expr is None:
-        return ie.AlwaysTrue()
+        always: BooleanExpression = ie.AlwaysTrue()
+        return always
     validate(expr, schema)
     nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
     nnf = expr if exact else negation_normal_form(expr, nan_columns=nan_columns)
@@ -125,7 +127,7 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
     def lit(column: str, value: Any) -> Any:
         return _iceberg_literal(value, schema.field(column).type, exact=exact)
 
-    def go(e: Expr) -> BooleanExpression:
+    def go(e: Expr) -> Any:
         if isinstance(e, Compare):
             value = lit(e.column, e.value)
             return ie.AlwaysTrue() if value is None else ops[e.op](e.column, value)
@@ -154,7 +156,8 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
         msg = f"unknown filter node {e!r}"
         raise ConfigError(msg)
 
-    return go(nnf)
+    result: BooleanExpression = go(nnf)
+    return result
 
 
 # -- partitioning ---------------------------------------------------------------------------
@@ -247,6 +250,7 @@ class IcebergTable(Table):
 
     @property
     def schema(self) -> pa.Schema:
+        """The current schema as Arrow."""
         return self._arrow_schema(self._tbl.schema())
 
     @staticmethod
@@ -257,11 +261,13 @@ class IcebergTable(Table):
 
     @property
     def primary_key(self) -> tuple[str, ...]:
+        """The primary-key columns (empty when the table has none)."""
         schema = self._tbl.schema()
         return tuple(schema.find_column_name(i) or "" for i in sorted(schema.identifier_field_ids))
 
     @property
     def partition_by(self) -> tuple[str, ...]:
+        """Partition fields, e.g. ``("country", "day(ts)")``."""
         spec = self._tbl.spec()
         schema = self._tbl.schema()
         out: list[str] = []
@@ -278,14 +284,17 @@ class IcebergTable(Table):
 
     @property
     def location(self) -> str:
+        """Where the table's files live."""
         return self._tbl.location()
 
     @property
     def snapshot_id(self) -> int | None:
+        """The current snapshot's id (None when empty)."""
         snap = self._tbl.current_snapshot()
         return snap.snapshot_id if snap is not None else None
 
     def snapshots(self) -> list[Snapshot]:
+        """All snapshots, oldest first."""
         out = []
         for s in self._tbl.snapshots():
             summary = dict(s.summary.additional_properties) if s.summary is not None else {}
@@ -302,6 +311,7 @@ class IcebergTable(Table):
         return sorted(out, key=lambda s: (s.timestamp, s.snapshot_id))
 
     def refresh(self) -> IcebergTable:
+        """Reload metadata to see other writers' commits; returns ``self``."""
         self._tbl = self._tbl.refresh()
         return self
 
@@ -430,7 +440,10 @@ class IcebergTable(Table):
             SchemaError: No primary key, duplicate keys in ``data``, or a schema mismatch.
         """
         if not self.primary_key:
-            msg = f"upsert into table {self.name} needs a primary key; create the table with primary_key=[...] or use append"
+            msg = (
+                f"upsert into table {self.name} needs a primary key; create the table with "
+                "primary_key=[...] or use append"
+            )
             raise SchemaError(msg)
         arrow = self._conform(data, "upsert")
         if arrow.num_rows == 0:
@@ -535,7 +548,10 @@ def create_iceberg_table(
             raise SchemaError(msg)
         field = schema.field(key)
         if pa.types.is_floating(field.type) or pa.types.is_nested(field.type):
-            msg = f"create table {identifier}: primary key column {key!r} is {field.type}; use an integer, string, date or timestamp"
+            msg = (
+                f"create table {identifier}: primary key column {key!r} is {field.type}; use an "
+                "integer, string, date or timestamp"
+            )
             raise SchemaError(msg)
         schema = schema.set(schema.get_field_index(key), field.with_nullable(False))
     specs = [parse_partition_field(p) for p in partition_by or []]
@@ -558,7 +574,8 @@ def create_iceberg_table(
     if data is not None and data.num_rows:
         tx.append(data)
     tx.commit_transaction()
-    return catalog.load_table(identifier)
+    table: PyIcebergTable = catalog.load_table(identifier)
+    return table
 
 
 def validate_keys_unique(data: pa.Table, keys: Sequence[str], table: str) -> None:
@@ -574,7 +591,6 @@ def validate_keys_unique(data: pa.Table, keys: Sequence[str], table: str) -> Non
             f"e.g. {dupes.select(list(keys)).slice(0, 3).to_pylist()}; keep one row per key; nothing was written"
         )
         raise SchemaError(msg)
-
 
 
 def open_static_iceberg(table_dir: str) -> IcebergTable:

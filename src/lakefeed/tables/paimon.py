@@ -126,7 +126,8 @@ class PaimonTable(Table):
     Example:
         >>> import lakefeed as lf, pyarrow as pa, tempfile
         >>> wh = tempfile.mkdtemp()
-        >>> t = lf.create_table(f"paimon://{wh}/db.users", pa.table({"id": [1, 2], "v": [1.0, 2.0]}), primary_key=["id"])
+        >>> data = pa.table({"id": [1, 2], "v": [1.0, 2.0]})
+        >>> t = lf.create_table(f"paimon://{wh}/db.users", data, primary_key=["id"])
         >>> t.upsert(pa.table({"id": [2], "v": [20.0]}))
         >>> sorted(t.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
         [{'id': 1, 'v': 1.0}, {'id': 2, 'v': 20.0}]
@@ -156,6 +157,7 @@ class PaimonTable(Table):
 
     @property
     def schema(self) -> pa.Schema:
+        """The current schema as Arrow."""
         return self._schema_at(None)
 
     def _schema_at(self, snapshot_id: int | None) -> pa.Schema:
@@ -165,22 +167,27 @@ class PaimonTable(Table):
 
     @property
     def primary_key(self) -> tuple[str, ...]:
+        """The primary-key columns (empty when the table has none)."""
         return tuple(self._tbl.primary_keys)
 
     @property
     def partition_by(self) -> tuple[str, ...]:
+        """Partition fields, e.g. ``("country", "day(ts)")``."""
         return tuple(self._tbl.partition_keys)
 
     @property
     def location(self) -> str:
+        """Where the table's files live."""
         return str(self._tbl.table_path)
 
     @property
     def snapshot_id(self) -> int | None:
+        """The current snapshot's id (None when empty)."""
         latest = self._tbl.snapshot_manager().get_latest_snapshot()
         return int(latest.id) if latest is not None else None
 
     def snapshots(self) -> list[Snapshot]:
+        """All snapshots, oldest first."""
         return [
             Snapshot(
                 snapshot_id=int(s.id),
@@ -192,6 +199,7 @@ class PaimonTable(Table):
         ]
 
     def refresh(self) -> PaimonTable:
+        """Reload metadata to see other writers' commits; returns ``self``."""
         self._tbl = self._load()
         return self
 
@@ -271,7 +279,8 @@ class PaimonTable(Table):
     def _write_schema(self) -> pa.Schema:
         from pypaimon.schema.data_types import PyarrowFieldParser
 
-        return PyarrowFieldParser.from_paimon_schema(self._tbl.fields)
+        schema: pa.Schema = PyarrowFieldParser.from_paimon_schema(self._tbl.fields)
+        return schema
 
     def append(self, data: Any) -> None:
         """Add rows in one commit (on a primary-key table, rows replace those with the same key)."""
@@ -294,20 +303,24 @@ class PaimonTable(Table):
         if partition is None:
             msg = (
                 f"Paimon table {self.name} can overwrite only whole partitions: pass a filter of equalities on "
-                f"every partition column {list(self.partition_by)}, e.g. lf.col('{(self.partition_by or ('p',))[0]}') == 'x'"
+                f"every partition column {list(self.partition_by)}, e.g. "
+                f"lf.col('{(self.partition_by or ('p',))[0]}') == 'x'"
             )
             raise UnsupportedOperationError(msg)
         arrow = as_arrow_table(data, what=f"overwrite of {self.name}")
         for column, value in partition.items():
             if column in arrow.column_names and any(v != value for v in arrow.column(column).to_pylist()):
-                msg = f"overwrite of partition {partition} of Paimon table {self.name}: new rows must all have {column}={value!r}"
+                msg = (
+                    f"overwrite of partition {partition} of Paimon table {self.name}: new rows must "
+                    f"all have {column}={value!r}"
+                )
                 raise SchemaError(msg)
         self._write(arrow, "overwrite", overwrite=partition)
 
     def delete(self, filter: Expr) -> None:
         """Not available: pypaimon has no delete by filter."""
         raise self._unsupported(
-            "delete by filter (pypaimon 2.1 cannot write deletes)",
+            "delete by filter (pypaimon 2.1 cannot write deletes)",  # noqa: EM101 - the error's message
             "rewrite the affected partition with overwrite(data, filter=partition equalities)",
         )
 

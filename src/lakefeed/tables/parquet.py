@@ -56,8 +56,8 @@ class ParquetTable(Table):
         base = path
         if _GLOB_CHARS & set(path):
             base = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0] or "/"
-            info = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-            files = sorted(i.path for i in info if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path))
+            listing = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+            files = sorted(i.path for i in listing if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path))
             if not files:
                 msg = f"no Parquet files match {self._location!r}"
                 raise TableNotFoundError(msg)
@@ -81,18 +81,22 @@ class ParquetTable(Table):
 
     @property
     def schema(self) -> pa.Schema:
+        """The current schema as Arrow."""
         return normalize_arrow_schema(self._dataset.schema)
 
     @property
     def location(self) -> str:
+        """Where the table's files live."""
         return self._location
 
     @property
     def partition_by(self) -> tuple[str, ...]:
-        part = self._dataset.partitioning
+        """Partition fields, e.g. ``("country", "day(ts)")``."""
+        part = getattr(self._dataset, "partitioning", None)
         return tuple(part.schema.names) if part is not None else ()
 
     def refresh(self) -> ParquetTable:
+        """Reload metadata to see other writers' commits; returns ``self``."""
         self._dataset = self._discover()
         return self
 

@@ -10,10 +10,10 @@ never change once written, so the measurement is cached by path and size.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class ParquetFileInfo:
 
     @property
     def num_rows(self) -> int:
+        """Rows in the file."""
         return int(self.metadata.num_rows)
 
     def field_ids(self) -> dict[int, str]:
@@ -133,7 +134,8 @@ class ParquetFileInfo:
                 total += width * n
                 leaves = self._leaves.get(name, [])
                 stats = group.column(leaves[0]).statistics if leaves else None
-                if stats is None or not stats.has_null_count or stats.null_count > 0:
+                nulls = stats.null_count if stats is not None else None
+                if nulls is None or nulls > 0:
                     total += n / 8
             sizes.append(round(total))
         return sizes
@@ -213,7 +215,7 @@ def _even_cuts(sizes: Sequence[int], n_groups: int) -> list[int]:
 
 def _spread(sizes: Sequence[int], cuts: Sequence[int]) -> tuple[float, float]:
     """Largest over smallest group, first with the last group aside, then with it."""
-    totals = [sum(sizes[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    totals = [sum(sizes[a:b]) for a, b in itertools.pairwise(cuts)]
 
     def ratio(values: list[int]) -> float:
         return max(values) / max(min(values), 1) if len(values) > 1 else 1.0
@@ -246,4 +248,4 @@ def balanced_groups(items: Sequence[T], size: Callable[[T], int], target: int) -
     greedy = _greedy_cuts(sizes, target)
     even = _even_cuts(sizes, len(greedy) - 1)
     cuts = even if _spread(sizes, even) < _spread(sizes, greedy) else greedy
-    return [list(items[a:b]) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    return [list(items[a:b]) for a, b in itertools.pairwise(cuts) if b > a]

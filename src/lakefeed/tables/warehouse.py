@@ -89,7 +89,7 @@ class Warehouse:
                 from pyiceberg.catalog.sql import SqlCatalog
 
                 return SqlCatalog(cfg.name, uri=cfg.uri, warehouse=cfg.warehouse, **cfg.properties)
-            assert isinstance(cfg, PyIcebergCatalogConfig)  # noqa: S101 - exhaustive union
+            assert isinstance(cfg, PyIcebergCatalogConfig)
             from pyiceberg.catalog import load_catalog
 
             return load_catalog(cfg.name, **cfg.properties)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lakefeed.expr import Expr, col
+from lakefeed.expr import CompareOp, Expr, col
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -20,6 +20,7 @@ def _values(arrow_type: pa.DataType, pool: Sequence[Any]) -> SearchStrategy[Any]
     from hypothesis import strategies as st
 
     seen = [v for v in pool if v is not None]
+    base: SearchStrategy[Any]
     if pa.types.is_boolean(arrow_type):
         return st.booleans()
     if pa.types.is_integer(arrow_type):
@@ -38,7 +39,9 @@ def _values(arrow_type: pa.DataType, pool: Sequence[Any]) -> SearchStrategy[Any]
     return st.one_of(base, st.sampled_from(seen)) if seen else base
 
 
-def filters(schema: pa.Schema, sample: dict[str, Sequence[Any]] | None = None, *, max_depth: int = 3) -> SearchStrategy[Expr]:
+def filters(
+    schema: pa.Schema, sample: dict[str, Sequence[Any]] | None = None, *, max_depth: int = 3
+) -> SearchStrategy[Expr]:
     """Random filters over ``schema``'s columns, with literals drawn near ``sample`` values.
 
     Example:
@@ -57,7 +60,7 @@ def filters(schema: pa.Schema, sample: dict[str, Sequence[Any]] | None = None, *
     def leaf_for(name: str) -> SearchStrategy[Expr]:
         t = schema.field(name).type
         values = _values(t, list(sample.get(name, [])))
-        ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+        ops: SearchStrategy[CompareOp] = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
         c = col(name)
         compare = st.tuples(ops, values).map(lambda ov: c._cmp(ov[0], ov[1]))
         isin = st.lists(values, max_size=4).map(c.isin)
