@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.dataset as ds
     import pyarrow.fs as pafs
 
 __all__ = ["ParquetPart", "ReadPlan", "Scan", "ScanTask", "Snapshot", "Table", "TablePart", "TableStats"]
@@ -168,22 +169,33 @@ class ParquetPart(TablePart):
             )
         return None
 
-    def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
-        """Yield the part's rows, filtered and projected."""
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-
-        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
-        fragment = fmt.make_fragment(self.path, filesystem=self.filesystem, row_groups=list(self.row_groups))
-        wanted = plan.read_columns
+    def is_direct(self, plan: ReadPlan) -> bool:
+        """Whether ``pyarrow.dataset`` can read the plan's columns as stored (no renames, casts or constants)."""
         file_names = set(self.file_schema.names)
-        direct = (
+        return (
             not self.rename
             and not self.constants
             and all(
-                c in file_names and self.file_schema.field(c).type == plan.table_schema.field(c).type for c in wanted
+                c in file_names and self.file_schema.field(c).type == plan.table_schema.field(c).type
+                for c in plan.read_columns
             )
         )
+
+    def fragment(self) -> ds.ParquetFileFragment:
+        """The ``pyarrow.dataset`` fragment of this part's row groups."""
+        import pyarrow.dataset as ds
+
+        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
+        return fmt.make_fragment(self.path, filesystem=self.filesystem, row_groups=list(self.row_groups))
+
+    def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        """Yield the part's rows, filtered and projected."""
+        import pyarrow as pa
+
+        fragment = self.fragment()
+        wanted = plan.read_columns
+        file_names = set(self.file_schema.names)
+        direct = self.is_direct(plan)
         if direct:
             for batch in fragment.to_batches(
                 columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=True
@@ -403,10 +415,38 @@ class Scan:
                 yield from batches
 
     def to_arrow(self) -> pa.Table:
-        """Read the whole scan into one Arrow table."""
+        """Read the whole scan into one Arrow table.
+
+        Where every part is a plain Parquet row-group range (no deletes, merges, renames or
+        partition constants), the parts are read as one ``pyarrow.dataset`` in Arrow's own
+        thread pool; otherwise tasks are read in threads as by :meth:`to_batches`.
+        """
         import pyarrow as pa
 
+        parts = self.parts()
+        direct = [p for p in parts if isinstance(p, ParquetPart) and p.is_direct(self.plan)]
+        if parts and len(direct) == len(parts) and len({id(p.filesystem) for p in direct}) == 1:
+            return self._read_dataset(direct)
         return pa.Table.from_batches(list(self.to_batches()), schema=self.plan.schema)
+
+    def _read_dataset(self, parts: list[ParquetPart]) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        plan = self.plan
+        schema = pa.schema([plan.table_schema.field(c) for c in plan.read_columns])
+        fragments = [p.fragment() for p in parts]
+        dataset = ds.FileSystemDataset(fragments, schema, fragments[0].format, parts[0].filesystem)
+        try:
+            table = dataset.to_table(columns=plan.columns, filter=plan.arrow_filter)
+        except OSError as exc:
+            for part in parts:
+                if part.path in str(exc):
+                    translated = _translate_missing_file(exc, part, plan.table_name)
+                    if translated is not None:
+                        raise translated from exc
+            raise
+        return table if table.schema.equals(plan.schema) else table.cast(plan.schema)
 
     def to_pandas(self) -> pd.DataFrame:
         """Read the whole scan into a pandas DataFrame."""

@@ -277,6 +277,7 @@ class DeltaTable(Table):
             msg = f"delete on Delta table {self.name} needs a filter such as lf.col('id') == 3, got {filter!r}"
             raise ConfigError(msg)
         predicate = self._predicate(filter)
+
         def run() -> None:
             self._dt.delete(predicate)
 

@@ -346,6 +346,8 @@ class IcebergTable(Table):
 
         from pyiceberg.manifest import FileFormat
 
+        from lakefeed.tables.planning import ParquetFileInfo
+
         ice_schema = self._iceberg_schema_at(snapshot_id)
         row_filter = to_iceberg_filter(plan.filter, plan.table_schema)
         scan = self._tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
@@ -373,9 +375,12 @@ class IcebergTable(Table):
                 rename=_rename_by_field_id(path, fs, ice_schema, task.file.file_size_in_bytes),
             )
 
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lakefeed-plan") as pool:
-            nested = list(pool.map(plan_one, file_tasks))
-        return [p for parts in nested for p in parts]
+        # Footers not yet cached are read in threads (object stores have latency); cached ones inline.
+        uncached = [t for t in file_tasks if not ParquetFileInfo.is_cached(t.file.file_path, t.file.file_size_in_bytes)]
+        if len(uncached) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(uncached)), thread_name_prefix="lakefeed-plan") as pool:
+                list(pool.map(lambda t: self._filesystem(t.file.file_path, fs_cache) and plan_one(t), uncached))
+        return [p for task in file_tasks for p in plan_one(task)]
 
     def _filesystem(self, uri: str, cache: dict[str, Any]) -> tuple[Any, str]:
         from urllib.parse import urlparse

@@ -54,6 +54,8 @@ class ParquetFileInfo:
             top = metadata.schema.column(i).path.split(".")[0]
             self._leaves.setdefault(top, []).append(i)
         self._widths: dict[str, float] = {}
+        self._per_column: dict[str, list[float]] = {}
+        self._names = frozenset(schema.names)
         self._lock = threading.Lock()
 
     @classmethod
@@ -77,6 +79,15 @@ class ParquetFileInfo:
             if len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
         return info
+
+    @staticmethod
+    def is_cached(uri_or_path: str, file_size: int) -> bool:
+        """Whether the footer of this file (by path or ``file://`` URI) is already cached."""
+        from lakefeed.io import filesystem_and_path
+
+        path = filesystem_and_path(uri_or_path)[1] if "://" in uri_or_path else uri_or_path
+        with _cache_lock:
+            return (path, file_size) in _cache
 
     @property
     def num_rows(self) -> int:
@@ -115,30 +126,41 @@ class ParquetFileInfo:
             break
         self._widths.update(widths)
 
+    def _column_bytes(self, name: str) -> list[float]:
+        """Estimated decoded bytes of one column in each row group (memoized)."""
+        cached = self._per_column.get(name)
+        if cached is not None:
+            return cached
+        width = _fixed_width_bytes(self.schema.field(name).type)
+        if width is None:
+            with self._lock:
+                self._measure([name])
+            per_row = self._widths.get(name, 0.0)
+            out = [per_row * n for n in self.row_group_rows]
+        else:
+            leaves = self._leaves.get(name, [])
+            out = []
+            for rg, n in enumerate(self.row_group_rows):
+                stats = self.metadata.row_group(rg).column(leaves[0]).statistics if leaves else None
+                nulls = stats.null_count if stats is not None else None
+                out.append(width * n + (n / 8 if nulls is None or nulls > 0 else 0.0))
+        self._per_column[name] = out
+        return out
+
     def row_group_bytes(self, columns: Sequence[str] | None) -> list[int]:
         """Estimated decoded Arrow size of each row group for ``columns`` (file names; all if None)."""
-        names = list(self.schema.names) if columns is None else [c for c in columns if c in self.schema.names]
-        fixed = {n: _fixed_width_bytes(self.schema.field(n).type) for n in names}
-        variable = [n for n, w in fixed.items() if w is None]
-        with self._lock:
-            self._measure(variable)
-        sizes: list[int] = []
-        for rg, n in enumerate(self.row_group_rows):
-            group = self.metadata.row_group(rg)
-            total = 0.0
-            for name in names:
-                width = fixed[name]
-                if width is None:
-                    total += self._widths.get(name, 0.0) * n
-                    continue
-                total += width * n
-                leaves = self._leaves.get(name, [])
-                stats = group.column(leaves[0]).statistics if leaves else None
-                nulls = stats.null_count if stats is not None else None
-                if nulls is None or nulls > 0:
-                    total += n / 8
-            sizes.append(round(total))
-        return sizes
+        names = list(self.schema.names) if columns is None else [c for c in columns if c in self._names]
+        variable = [
+            n for n in names if n not in self._per_column and _fixed_width_bytes(self.schema.field(n).type) is None
+        ]
+        if len(variable) > 1:
+            with self._lock:
+                self._measure(variable)  # one sample read for all variable-width columns
+        totals = [0.0] * len(self.row_group_rows)
+        for name in names:
+            for rg, size in enumerate(self._column_bytes(name)):
+                totals[rg] += size
+        return [round(t) for t in totals]
 
 
 _cache: OrderedDict[tuple[str, int], ParquetFileInfo] = OrderedDict()
