@@ -4,8 +4,9 @@
 
 Builds (once, cached under bench-data/) a table of random float32 columns as an Iceberg table
 written in ``--files`` appends, then times a full scan to one Arrow table through each reader
-on the same files: the median of ``--repeat`` interleaved rounds after a warm-up. In an environment with pypaimon it also writes the
-same data as a Paimon table and compares lakefeed with pypaimon's own ``to_arrow()``.
+on the same files: the median of ``--repeat`` interleaved rounds after a warm-up. In an
+environment with pypaimon it also writes the same data as a Paimon table and compares lakefeed
+with pypaimon's own ``to_arrow()``.
 """
 
 from __future__ import annotations

@@ -104,3 +104,52 @@ def test_a_deleted_data_file_is_named(table_factory: Factory, kind: str) -> None
     Path(victim).unlink()
     with pytest.raises(DataFileNotFoundError, match=Path(victim).name):
         scan.to_arrow()
+
+
+def _inject_delta_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real Rust writer gets a stream that fails after its first batch: files are written, no commit."""
+    import deltalake
+
+    real = deltalake.write_deltalake
+
+    def failing(uri: str, data: pa.Table, **kwargs: object) -> object:
+        batches = data.to_batches(max_chunksize=max(1, data.num_rows // 2))
+
+        def stream() -> object:
+            yield batches[0]
+            raise OSError("injected: storage went away while writing")
+
+        reader = pa.RecordBatchReader.from_batches(data.schema, stream())
+        return real(uri, reader, **kwargs)
+
+    monkeypatch.setattr(deltalake, "write_deltalake", failing)
+
+
+def _inject_paimon_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pypaimon writes the data files, then its commit step fails."""
+    from pypaimon.write.table_commit import BatchTableCommit
+
+    def failing(self: object, *args: object, **kwargs: object) -> None:
+        raise OSError("injected: storage went away while committing")
+
+    monkeypatch.setattr(BatchTableCommit, "commit", failing)
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param("delta", marks=pytest.mark.delta), pytest.param("paimon", marks=pytest.mark.paimon)]
+)
+@pytest.mark.parametrize("operation", ["append", "overwrite"])
+def test_failure_midway_leaves_table_unchanged(
+    table_factory: Factory, monkeypatch: pytest.MonkeyPatch, kind: str, operation: str
+) -> None:
+    table = table_factory(kind)
+    before_snapshot = table.snapshot_id
+    before = table.scan().to_arrow()
+    (_inject_delta_failure if kind == "delta" else _inject_paimon_failure)(monkeypatch)
+    write = table.append if operation == "append" else table.overwrite
+    with pytest.raises(lf.errors.CommitError, match="injected"):
+        write(_more(120_000, n=50))
+    monkeypatch.undo()
+    fresh = table.refresh()
+    assert fresh.snapshot_id == before_snapshot
+    assert_tables_equal(fresh.scan().to_arrow(), before)

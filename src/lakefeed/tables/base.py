@@ -22,7 +22,6 @@ from lakefeed.errors import (
     ColumnNotFoundError,
     ConfigError,
     DataFileNotFoundError,
-    SchemaError,
     SnapshotNotFoundError,
     UnsupportedOperationError,
 )
@@ -33,9 +32,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
-    import pyarrow.fs as pafs
 
-__all__ = ["ParquetPart", "ReadPlan", "Scan", "ScanTask", "Snapshot", "Table", "TablePart", "TableStats"]
+__all__ = ["ReadPlan", "Scan", "ScanTask", "Snapshot", "Table", "TablePart", "TableStats", "translate_missing_file"]
 
 BATCH_ROWS = 65_536
 
@@ -129,104 +127,16 @@ class TablePart(ABC):
         """Join an adjacent part of the same file into one, or return None."""
         return None
 
+    def direct_fragment(self, plan: ReadPlan) -> ds.FileFragment | None:
+        """A ``pyarrow.dataset`` fragment that reads exactly this part for ``plan``, if there is one.
 
-@dataclass
-class ParquetPart(TablePart):
-    """Row groups of one Parquet file, read with ``pyarrow.dataset``.
-
-    ``rename`` maps table column names to file column names where they differ, ``constants``
-    gives values of columns not stored in the file (partition values), and table columns in
-    neither are read as nulls (columns added after the file was written).
-    """
-
-    path: str
-    filesystem: pafs.FileSystem
-    row_groups: tuple[int, ...]
-    num_rows: int
-    estimated_bytes: int
-    file_schema: pa.Schema
-    rename: dict[str, str] = field(default_factory=dict)
-    constants: dict[str, Any] = field(default_factory=dict)
-    exact_rows: bool = True
-
-    def merge(self, other: TablePart) -> TablePart | None:
-        """Join an adjacent part of the same file into one, or return None."""
-        if (
-            isinstance(other, ParquetPart)
-            and other.path == self.path
-            and other.rename == self.rename
-            and other.constants == self.constants
-        ):
-            return ParquetPart(
-                path=self.path,
-                filesystem=self.filesystem,
-                row_groups=self.row_groups + other.row_groups,
-                num_rows=self.num_rows + other.num_rows,
-                estimated_bytes=self.estimated_bytes + other.estimated_bytes,
-                file_schema=self.file_schema,
-                rename=self.rename,
-                constants=self.constants,
-            )
+        Parts that apply deletes, merges, renames or constants return None (the default).
+        """
         return None
 
-    def is_direct(self, plan: ReadPlan) -> bool:
-        """Whether ``pyarrow.dataset`` can read the plan's columns as stored (no renames, casts or constants)."""
-        file_names = set(self.file_schema.names)
-        return (
-            not self.rename
-            and not self.constants
-            and all(
-                c in file_names and self.file_schema.field(c).type == plan.table_schema.field(c).type
-                for c in plan.read_columns
-            )
-        )
 
-    def fragment(self) -> ds.ParquetFileFragment:
-        """The ``pyarrow.dataset`` fragment of this part's row groups."""
-        import pyarrow.dataset as ds
-
-        fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
-        return fmt.make_fragment(self.path, filesystem=self.filesystem, row_groups=list(self.row_groups))
-
-    def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
-        """Yield the part's rows, filtered and projected."""
-        import pyarrow as pa
-
-        fragment = self.fragment()
-        wanted = plan.read_columns
-        file_names = set(self.file_schema.names)
-        direct = self.is_direct(plan)
-        if direct:
-            for batch in fragment.to_batches(
-                columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=True
-            ):
-                if batch.num_rows:
-                    yield plan.finish(batch, filtered=True)
-            return
-        stored_as = {c: self.rename.get(c, c) for c in wanted}
-        stored = [c for c in wanted if stored_as[c] in file_names and c not in self.constants]
-        for batch in fragment.to_batches(
-            columns=[stored_as[c] for c in stored], batch_size=BATCH_ROWS, use_threads=True
-        ):
-            n = batch.num_rows
-            if not n:
-                continue
-            arrays: list[pa.Array[Any]] = []
-            for name in wanted:
-                target = plan.table_schema.field(name).type
-                if name in self.constants:
-                    arrays.append(pa.array([self.constants[name]] * n, target))
-                elif name in stored:
-                    arrays.append(batch.column(stored.index(name)).cast(target))
-                else:
-                    arrays.append(pa.nulls(n, target))
-            full = pa.RecordBatch.from_arrays(arrays, names=wanted)
-            out = plan.finish(full, filtered=False)
-            if out.num_rows:
-                yield out
-
-
-def _translate_missing_file(exc: OSError, part: TablePart, table: str) -> DataFileNotFoundError | None:
+def translate_missing_file(exc: OSError, part: TablePart, table: str) -> DataFileNotFoundError | None:
+    """The error naming a missing data file, if ``exc`` says the file is not there."""
     text = str(exc)
     if isinstance(exc, FileNotFoundError) or "No such file" in text or "does not exist" in text or "not found" in text:
         msg = (
@@ -284,7 +194,7 @@ class ScanTask:
             try:
                 yield from part.read(self.plan)
             except OSError as exc:
-                translated = _translate_missing_file(exc, part, self.plan.table_name)
+                translated = translate_missing_file(exc, part, self.plan.table_name)
                 if translated is None:
                     raise
                 raise translated from exc
@@ -424,25 +334,28 @@ class Scan:
         import pyarrow as pa
 
         parts = self.parts()
-        direct = [p for p in parts if isinstance(p, ParquetPart) and p.is_direct(self.plan)]
-        if parts and len(direct) == len(parts) and len({id(p.filesystem) for p in direct}) == 1:
-            return self._read_dataset(direct)
+        direct = [(p, p.direct_fragment(self.plan)) for p in parts]
+        if parts and all(f is not None for _, f in direct):
+            fragments = [f for _, f in direct if f is not None]
+            if len({id(f.filesystem) for f in fragments}) == 1:
+                return self._read_dataset(parts, fragments)
         return pa.Table.from_batches(list(self.to_batches()), schema=self.plan.schema)
 
-    def _read_dataset(self, parts: list[ParquetPart]) -> pa.Table:
+    def _read_dataset(self, parts: list[TablePart], fragments: list[ds.FileFragment]) -> pa.Table:
         import pyarrow as pa
         import pyarrow.dataset as ds
 
         plan = self.plan
         schema = pa.schema([plan.table_schema.field(c) for c in plan.read_columns])
-        fragments = [p.fragment() for p in parts]
-        dataset = ds.FileSystemDataset(fragments, schema, fragments[0].format, parts[0].filesystem)
+        dataset = ds.FileSystemDataset(
+            list[ds.Fragment](fragments), schema, ds.ParquetFileFormat(), fragments[0].filesystem
+        )
         try:
             table = dataset.to_table(columns=plan.columns, filter=plan.arrow_filter)
         except OSError as exc:
             for part in parts:
                 if part.path in str(exc):
-                    translated = _translate_missing_file(exc, part, plan.table_name)
+                    translated = translate_missing_file(exc, part, plan.table_name)
                     if translated is not None:
                         raise translated from exc
             raise
@@ -642,184 +555,3 @@ class Table(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, format={self.format!r}, snapshot_id={self.snapshot_id})"
-
-
-# -- write-side schema checks ---------------------------------------------------------------
-
-
-def as_arrow_table(data: Any, *, what: str) -> pa.Table:
-    """Accept a pyarrow Table/RecordBatch, a list of batches, or a pandas DataFrame."""
-    import pyarrow as pa
-
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if isinstance(data, list) and data and all(isinstance(b, pa.RecordBatch) for b in data):
-        return pa.Table.from_batches(data)
-    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
-        return pa.Table.from_pandas(data, preserve_index=False)
-    msg = (
-        f"{what}: expected a pyarrow.Table, RecordBatch, list of RecordBatches or pandas.DataFrame, "
-        f"got {type(data).__name__}"
-    )
-    raise SchemaError(msg)
-
-
-def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    if source.equals(target):
-        return True
-    if pa.types.is_null(source):
-        return True
-    strings = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
-    binaries = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)
-    for family in (strings, binaries):
-        if any(f(source) for f in family) and any(f(target) for f in family):
-            return True
-    if pa.types.is_integer(source) and pa.types.is_integer(target):
-        return source.bit_width <= target.bit_width and (
-            pa.types.is_signed_integer(target) or not pa.types.is_signed_integer(source)
-        )
-    if pa.types.is_integer(source) and pa.types.is_floating(target):
-        return source.bit_width < target.bit_width
-    if pa.types.is_floating(source) and pa.types.is_floating(target):
-        return source.bit_width <= target.bit_width
-    if pa.types.is_timestamp(source) and pa.types.is_timestamp(target):
-        return (source.tz is None) == (target.tz is None)
-    if pa.types.is_date(source) and pa.types.is_date(target):
-        return True
-    if pa.types.is_dictionary(source):
-        return _compatible(source.value_type, target)
-    if (pa.types.is_list(source) or pa.types.is_large_list(source)) and (
-        pa.types.is_list(target) or pa.types.is_large_list(target)
-    ):
-        return _compatible(source.value_type, target.value_type)
-    return False
-
-
-def conform(data: Any, schema: pa.Schema, *, table: str, what: str = "write") -> pa.Table:
-    """Check ``data`` against a table schema and cast it to exactly that schema.
-
-    Columns may come in any order; nullable columns may be missing (they are written as
-    nulls); types may widen safely (int32 → int64, float32 → float64, string ↔ large_string).
-    Anything else raises :class:`SchemaError` before a byte is written.
-
-    Example:
-        >>> import pyarrow as pa
-        >>> schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("v", pa.float64())])
-        >>> conform(pa.table({"id": pa.array([1], pa.int32())}), schema, table="t").to_pylist()
-        [{'id': 1, 'v': None}]
-    """
-    import pyarrow as pa
-
-    source = as_arrow_table(data, what=f"{what} to table {table}")
-    problems: list[str] = []
-    extra = [n for n in source.column_names if n not in schema.names]
-    if extra:
-        problems.append(f"unknown column(s) {extra} (the table has {schema.names})")
-    if len(set(source.column_names)) != len(source.column_names):
-        problems.append(f"duplicate column names in {source.column_names}")
-    arrays: list[pa.ChunkedArray[Any]] = []
-    for target in schema:
-        if target.name not in source.column_names:
-            if not target.nullable:
-                problems.append(f"required column {target.name!r} ({target.type}) is missing")
-            arrays.append(pa.chunked_array([pa.nulls(source.num_rows, target.type)]))
-            continue
-        column = source.column(target.name)
-        if not _compatible(column.type, target.type):
-            problems.append(f"column {target.name!r} is {column.type}, the table has {target.type}")
-            arrays.append(column)
-            continue
-        if not target.nullable and column.null_count:
-            problems.append(f"column {target.name!r} is required but has {column.null_count} null(s)")
-        try:
-            arrays.append(column.cast(target.type, safe=True))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            problems.append(f"column {target.name!r} cannot be cast from {column.type} to {target.type}: {exc}")
-            arrays.append(column)
-    if problems:
-        msg = f"{what} to table {table} does not fit its schema: " + "; ".join(problems) + "; nothing was written"
-        raise SchemaError(msg)
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def normalize_arrow_schema(schema: pa.Schema) -> pa.Schema:
-    """Use the plain Arrow types (``string`` rather than ``large_string`` or ``string_view``)."""
-    import pyarrow as pa
-
-    from lakefeed.tables.planning import normalize_type
-
-    return pa.schema([pa.field(f.name, normalize_type(f.type), f.nullable) for f in schema])
-
-
-def parquet_file_parts(
-    path: str,
-    filesystem: pafs.FileSystem,
-    plan: ReadPlan,
-    *,
-    file_size: int | None = None,
-    rename: dict[str, str] | None = None,
-    constants: dict[str, Any] | None = None,
-) -> list[TablePart]:
-    """One :class:`ParquetPart` per row group of a Parquet file, sized for ``plan``'s columns."""
-    from lakefeed.tables.planning import ParquetFileInfo
-
-    rename = rename or {}
-    constants = constants or {}
-    try:
-        info = ParquetFileInfo.load(path, filesystem, file_size=file_size)
-    except OSError as exc:
-        import pyarrow as pa
-
-        part = ParquetPart(path, filesystem, (), 0, 0, pa.schema([]))
-        translated = _translate_missing_file(exc, part, plan.table_name)
-        if translated is None:
-            raise
-        raise translated from exc
-    estimate_columns = [rename.get(c, c) for c in plan.columns if c not in constants]
-    sizes = info.row_group_bytes(estimate_columns)
-    parts: list[TablePart] = []
-    for rg, (rows, size) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
-        if rows == 0:
-            continue
-        parts.append(
-            ParquetPart(
-                path=path,
-                filesystem=filesystem,
-                row_groups=(rg,),
-                num_rows=rows,
-                estimated_bytes=size,
-                file_schema=info.schema,
-                rename=rename,
-                constants=constants,
-            )
-        )
-    return parts
-
-
-def excluded_by_constants(plan: ReadPlan, constants: dict[str, Any]) -> bool:
-    """Whether a part whose ``constants`` columns hold these values can have no matching row.
-
-    Evaluates each top-level AND-term of the filter that uses only constant (partition)
-    columns on a one-row table; a term that is false or null excludes the part exactly.
-    """
-    import pyarrow as pa
-
-    from lakefeed.expr import conjuncts, to_pyarrow
-
-    if plan.filter is None or not constants:
-        return False
-    row = None
-    for term in conjuncts(plan.filter):
-        used = columns_of(term)
-        if not used or not all(c in constants for c in used):
-            continue
-        if row is None:
-            row = pa.table({c: pa.array([v], plan.table_schema.field(c).type) for c, v in constants.items()})
-        mask = row.filter(to_pyarrow(term, plan.table_schema))
-        if mask.num_rows == 0:
-            return True
-    return False

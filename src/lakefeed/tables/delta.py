@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from lakefeed._utils import import_optional
 from lakefeed.errors import (
     CommitConflictError,
+    CommitError,
     ConfigError,
     SchemaError,
     TableExistsError,
@@ -27,18 +28,10 @@ from lakefeed.errors import (
 )
 from lakefeed.expr import Expr, to_sql, validate
 from lakefeed.io import filesystem_and_path, is_uri
-from lakefeed.tables.base import (
-    ReadPlan,
-    Snapshot,
-    Table,
-    TablePart,
-    as_arrow_table,
-    conform,
-    excluded_by_constants,
-    normalize_arrow_schema,
-    parquet_file_parts,
-)
+from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.iceberg import parse_partition_field, validate_keys_unique
+from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
+from lakefeed.tables.schema import as_arrow_table, conform, normalize_arrow_schema
 
 if TYPE_CHECKING:
     import deltalake
@@ -213,6 +206,10 @@ class DeltaTable(Table):
         except dl.exceptions.SchemaMismatchError as exc:
             msg = f"{operation} on Delta table {self.name}: {exc}; nothing was written"
             raise SchemaError(msg) from exc
+        except dl.exceptions.DeltaError as exc:
+            first = str(exc).splitlines()[0]
+            msg = f"{operation} on Delta table {self.name} failed ({first}); the table is at its previous version"
+            raise CommitError(msg) from exc
         self.refresh()
 
     def append(self, data: Any) -> None:

@@ -35,15 +35,9 @@ from lakefeed.expr import (
     negation_normal_form,
     validate,
 )
-from lakefeed.tables.base import (
-    ReadPlan,
-    Snapshot,
-    Table,
-    TablePart,
-    conform,
-    normalize_arrow_schema,
-    parquet_file_parts,
-)
+from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
+from lakefeed.tables.parts import parquet_file_parts
+from lakefeed.tables.schema import conform, normalize_arrow_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -537,7 +531,7 @@ def create_iceberg_table(
     """Create the table (and append the data, if any) in one catalog commit."""
     import pyarrow as pa
 
-    from lakefeed.tables.base import as_arrow_table
+    from lakefeed.tables.schema import as_arrow_table
 
     data: pa.Table | None
     if isinstance(data_or_schema, pa.Schema):

@@ -25,18 +25,10 @@ from lakefeed.errors import (
 )
 from lakefeed.expr import And, Between, Compare, Expr, IsIn, IsNull, Not, Or, negation_normal_form, validate
 from lakefeed.io import filesystem_and_path
-from lakefeed.tables.base import (
-    ReadPlan,
-    Snapshot,
-    Table,
-    TablePart,
-    as_arrow_table,
-    conform,
-    excluded_by_constants,
-    normalize_arrow_schema,
-    parquet_file_parts,
-)
+from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.iceberg import parse_partition_field, validate_keys_unique
+from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
+from lakefeed.tables.schema import as_arrow_table, conform, normalize_arrow_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa

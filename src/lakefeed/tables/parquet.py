@@ -9,14 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from lakefeed.errors import TableNotFoundError, UnsupportedOperationError
 from lakefeed.io import filesystem_and_path
-from lakefeed.tables.base import (
-    ReadPlan,
-    Table,
-    TablePart,
-    excluded_by_constants,
-    normalize_arrow_schema,
-    parquet_file_parts,
-)
+from lakefeed.tables.base import ReadPlan, Table, TablePart
+from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
+from lakefeed.tables.schema import normalize_arrow_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
