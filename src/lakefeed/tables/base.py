@@ -473,14 +473,16 @@ class Table(ABC):
             SnapshotNotFoundError: ``snapshot`` names no snapshot of this table.
         """
         snapshot_id = self._resolve_snapshot(snapshot)
-        schema = self._schema_at(snapshot_id)
+        # The current snapshot is read with the current schema (renames and added columns
+        # apply, as in Iceberg); time travel uses the schema of that snapshot.
+        schema = self._schema_at(None if snapshot is None else snapshot_id)
         return Scan(
             self,
             snapshot_id=snapshot_id,
             table_schema=schema,
             columns=columns,
             filter=filter,
-            parts=self._parts_planner(snapshot_id),
+            parts=self._parts_planner(snapshot_id, current_schema=snapshot is None),
         )
 
     def to_arrow(self) -> pa.Table:
@@ -528,8 +530,14 @@ class Table(ABC):
         """The Arrow schema at a snapshot."""
 
     @abstractmethod
-    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
-        """A function planning the parts of that snapshot for a read plan."""
+    def _parts_planner(
+        self, snapshot_id: int | None, *, current_schema: bool = True
+    ) -> Callable[[ReadPlan], list[TablePart]]:
+        """A function planning the parts of that snapshot for a read plan.
+
+        ``current_schema`` says whether the plan uses the table's current schema (a read of the
+        current snapshot) or the snapshot's own (time travel).
+        """
 
     # -- writing ----------------------------------------------------------------------------
 

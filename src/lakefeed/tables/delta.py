@@ -164,7 +164,9 @@ class DeltaTable(Table):
         actions = pa.table(self._dt.get_add_actions(flatten=True))
         return int(pa.compute.sum(actions.column("size_bytes")).as_py() or 0) if actions.num_rows else 0
 
-    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+    def _parts_planner(
+        self, snapshot_id: int | None, *, current_schema: bool = True
+    ) -> Callable[[ReadPlan], list[TablePart]]:
         import pyarrow as pa
 
         dt = self._at(snapshot_id)

@@ -327,22 +327,24 @@ class IcebergTable(Table):
             return 0
         return sum(task.file.file_size_in_bytes for task in self._tbl.scan().plan_files())
 
-    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+    def _parts_planner(
+        self, snapshot_id: int | None, *, current_schema: bool = True
+    ) -> Callable[[ReadPlan], list[TablePart]]:
         def plan_parts(plan: ReadPlan) -> list[TablePart]:
             if snapshot_id is None:
                 return []
-            return self._plan(plan, snapshot_id)
+            return self._plan(plan, snapshot_id, None if current_schema else snapshot_id)
 
         return plan_parts
 
-    def _plan(self, plan: ReadPlan, snapshot_id: int) -> list[TablePart]:
+    def _plan(self, plan: ReadPlan, snapshot_id: int, schema_snapshot: int | None) -> list[TablePart]:
         from concurrent.futures import ThreadPoolExecutor
 
         from pyiceberg.manifest import FileFormat
 
         from lakefeed.tables.planning import ParquetFileInfo
 
-        ice_schema = self._iceberg_schema_at(snapshot_id)
+        ice_schema = self._iceberg_schema_at(schema_snapshot)
         row_filter = to_iceberg_filter(plan.filter, plan.table_schema)
         scan = self._tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
         try:

@@ -204,7 +204,9 @@ class PaimonTable(Table):
         fs, _ = filesystem_and_path(self.location)
         return sum(i.size or 0 for i in fs.get_file_info([filesystem_and_path(f)[1] for f in sorted(files)]))
 
-    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+    def _parts_planner(
+        self, snapshot_id: int | None, *, current_schema: bool = True
+    ) -> Callable[[ReadPlan], list[TablePart]]:
         table = self._at(snapshot_id)
         pinned = snapshot_id
 

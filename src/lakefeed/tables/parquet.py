@@ -107,7 +107,9 @@ class ParquetTable(Table):
     def _file_bytes(self, files: set[str]) -> int:
         return sum(i.size or 0 for i in self._fs.get_file_info(sorted(files)))
 
-    def _parts_planner(self, snapshot_id: int | None) -> Callable[[ReadPlan], list[TablePart]]:
+    def _parts_planner(
+        self, snapshot_id: int | None, *, current_schema: bool = True
+    ) -> Callable[[ReadPlan], list[TablePart]]:
         import pyarrow.dataset as ds
 
         fragments = [(f.path, ds.get_partition_keys(f.partition_expression)) for f in self._dataset.get_fragments()]
