@@ -108,10 +108,18 @@ def main() -> None:
         f"iceberg: {len(files)} files, {sum(os.path.getsize(f) for f in files) / 2**20:,.0f} MiB on disk, "
         f"{sum(p.estimated_bytes for p in decoded) / 2**20:,.0f} MiB decoded (estimated)"
     )
+    def lakefeed_cold() -> pa.Table:
+        from lakefeed.tables import iceberg, planning
+
+        iceberg._plan_cache.clear()  # as on a first scan of this snapshot in a new process
+        planning._cache.clear()
+        return table.scan().to_arrow()
+
     results = interleaved(
         args.repeat,
         {
             "lakefeed scan().to_arrow()": lambda: table.scan().to_arrow(),
+            "lakefeed, cold caches": lakefeed_cold,
             "pyiceberg scan().to_arrow()": lambda: ice.scan().to_arrow(),
             "pyarrow.dataset to_table()": lambda: ds.dataset(files, format="parquet").to_table(),
         },

@@ -10,6 +10,8 @@ atomic catalog commit per write.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["IcebergTable", "parse_partition_field", "to_iceberg_filter"]
 
 _MISSING = "\x00lakefeed-missing"
+_PLAN_CACHE_SIZE = 64
+_plan_cache: OrderedDict[tuple[Any, int, str], list[FileScanTask]] = OrderedDict()
+_plan_cache_lock = threading.Lock()
 _PARTITION_RE = re.compile(r"^\s*(\w+)\s*\(\s*(?:(\d+)\s*,\s*)?([^()]+?)\s*\)\s*$")
 
 
@@ -346,9 +351,8 @@ class IcebergTable(Table):
 
         ice_schema = self._iceberg_schema_at(schema_snapshot)
         row_filter = to_iceberg_filter(plan.filter, plan.table_schema)
-        scan = self._tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
         try:
-            file_tasks = list(scan.plan_files())
+            file_tasks = self._file_tasks(snapshot_id, row_filter)
         except ValueError as exc:
             if "equality deletes" in str(exc):
                 msg = (
@@ -377,6 +381,25 @@ class IcebergTable(Table):
             with ThreadPoolExecutor(max_workers=min(8, len(uncached)), thread_name_prefix="lakefeed-plan") as pool:
                 list(pool.map(lambda t: self._filesystem(t.file.file_path, fs_cache) and plan_one(t), uncached))
         return [p for task in file_tasks for p in plan_one(task)]
+
+    def _file_tasks(self, snapshot_id: int, row_filter: BooleanExpression) -> list[FileScanTask]:
+        """pyiceberg's file plan for a snapshot and filter, cached: snapshots never change.
+
+        Re-reading a snapshot (every epoch of a training run) then skips the manifest reads.
+        """
+        key = (self._tbl.metadata.table_uuid, snapshot_id, repr(row_filter))
+        with _plan_cache_lock:
+            hit = _plan_cache.get(key)
+            if hit is not None:
+                _plan_cache.move_to_end(key)
+                return hit
+        scan = self._tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
+        tasks = list(scan.plan_files())
+        with _plan_cache_lock:
+            _plan_cache[key] = tasks
+            while len(_plan_cache) > _PLAN_CACHE_SIZE:
+                _plan_cache.popitem(last=False)
+        return tasks
 
     def _filesystem(self, uri: str, cache: dict[str, Any]) -> tuple[Any, str]:
         from urllib.parse import urlparse
