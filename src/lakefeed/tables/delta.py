@@ -31,6 +31,7 @@ from lakefeed.io import filesystem_and_path, is_uri
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.iceberg import parse_partition_field, validate_keys_unique
 from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
+from lakefeed.tables.pruning import ColumnStats, may_match, usable_for_pruning
 from lakefeed.tables.schema import as_arrow_table, conform, normalize_arrow_schema
 
 if TYPE_CHECKING:
@@ -174,20 +175,29 @@ class DeltaTable(Table):
         schema = self._schema_at(snapshot_id)
         partition_columns = list(dt.metadata().partition_columns)
         fs, root = filesystem_and_path(self._uri)
-        files: list[tuple[str, int, dict[str, Any]]] = []
+        prunable = [f.name for f in schema if usable_for_pruning(f.type) and f.name not in partition_columns]
+        files: list[tuple[str, int, dict[str, Any], int, dict[str, ColumnStats]]] = []
         for row in actions.to_pylist():
             rel = str(row["path"])
             path = filesystem_and_path(rel)[1] if is_uri(rel) else f"{root.rstrip('/')}/{unquote(rel)}"
             constants = {
                 c: _partition_value(row.get(f"partition.{c}"), schema.field(c).type) for c in partition_columns
             }
-            files.append((path, int(row["size_bytes"]), constants))
+            stats = {
+                c: ColumnStats(row.get(f"min.{c}"), row.get(f"max.{c}"), row.get(f"null_count.{c}")) for c in prunable
+            }
+            num_records = row.get("num_records")
+            files.append(
+                (path, int(row["size_bytes"]), constants, -1 if num_records is None else int(num_records), stats)
+            )
 
         def plan_parts(plan: ReadPlan) -> list[TablePart]:
             parts: list[TablePart] = []
-            for path, size, constants in files:
+            for path, size, constants, num_rows, stats in files:
                 if excluded_by_constants(plan, constants):
                     continue
+                if num_rows >= 0 and not may_match(plan.filter, stats, num_rows, plan.table_schema):
+                    continue  # the file's min/max/null counts rule every row out
                 parts.extend(parquet_file_parts(path, fs, plan, file_size=size, constants=constants))
             return parts
 

@@ -383,7 +383,7 @@ class IcebergTable(Table):
         return [p for task in file_tasks for p in plan_one(task)]
 
     def _file_tasks(self, snapshot_id: int, row_filter: BooleanExpression) -> list[FileScanTask]:
-        """pyiceberg's file plan for a snapshot and filter, cached: snapshots never change.
+        """Pyiceberg's file plan for a snapshot and filter, cached: snapshots never change.
 
         Re-reading a snapshot (every epoch of a training run) then skips the manifest reads.
         """

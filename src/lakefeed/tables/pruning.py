@@ -1,0 +1,134 @@
+"""File skipping from column statistics (min, max, null count), exact under SQL semantics.
+
+:func:`may_match` answers "can any row of a file whose columns have these statistics satisfy
+the filter?". It says no only when that is certain, so skipping a file never loses a row; the
+exact filter is applied to whatever is read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from lakefeed.expr import And, Between, Compare, Expr, IsIn, IsNull, Not, Or, negation_normal_form
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["ColumnStats", "may_match", "usable_for_pruning"]
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """A column's statistics in one file; ``None`` where unknown."""
+
+    min: Any = None
+    max: Any = None
+    null_count: int | None = None
+
+
+def usable_for_pruning(arrow_type: pa.DataType) -> bool:
+    """Types whose min/max statistics are exact: integers, floats and dates.
+
+    Strings are left out (Delta and Parquet writers may truncate their statistics), and so are
+    timestamps (Delta stores them in milliseconds, so the maximum can be below the true one).
+    """
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_date(arrow_type))
+
+
+def _comparable(value: Any, bound: Any) -> bool:
+    if isinstance(value, bool) or isinstance(bound, bool):
+        return False
+    numbers = (int, float)
+    if isinstance(value, numbers) and isinstance(bound, numbers):
+        return not (isinstance(value, float) and math.isnan(value)) and not (
+            isinstance(bound, float) and math.isnan(bound)
+        )
+    return (
+        isinstance(value, date)
+        and isinstance(bound, date)
+        and not isinstance(value, datetime)
+        and not isinstance(bound, datetime)
+    )
+
+
+def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, schema: pa.Schema) -> bool:
+    """Whether some row of a file with these statistics might satisfy ``expr``.
+
+    Args:
+        expr: The filter.
+        stats: Statistics of the columns that have usable ones (see :func:`usable_for_pruning`).
+        num_rows: Rows in the file.
+        schema: The table schema (float columns keep negations as they are: ``NaN``).
+
+    Returns:
+        False only if no row can match.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> from lakefeed.expr import col
+        >>> s = {"x": ColumnStats(min=10, max=20, null_count=0)}
+        >>> schema = pa.schema([("x", pa.int64())])
+        >>> may_match(col("x") > 25, s, 100, schema), may_match(col("x").between(15, 30), s, 100, schema)
+        (False, True)
+    """
+    import pyarrow as pa
+
+    if expr is None or num_rows == 0:
+        return num_rows > 0
+    nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
+
+    def bounds(column: str) -> tuple[Any, Any, int | None] | None:
+        s = stats.get(column)
+        return None if s is None else (s.min, s.max, s.null_count)
+
+    def all_null(column: str) -> bool:
+        b = bounds(column)
+        return b is not None and b[2] is not None and b[2] >= num_rows
+
+    def compare(column: str, op: str, value: Any) -> bool:
+        if all_null(column):
+            return False
+        b = bounds(column)
+        if b is None:
+            return True
+        lo, hi, _ = b
+        if op in {"==", "<", "<="} and not _comparable(value, lo):
+            return True
+        if op in {"==", ">", ">="} and not _comparable(value, hi):
+            return True
+        if op == "==":
+            return bool(lo <= value <= hi)
+        if op == "<":
+            return bool(lo < value)
+        if op == "<=":
+            return bool(lo <= value)
+        if op == ">":
+            return bool(hi > value)
+        if op == ">=":
+            return bool(hi >= value)
+        return True  # "!=": only a file holding nothing but that value could be skipped; not worth it
+
+    def go(e: Expr) -> bool:
+        if isinstance(e, Compare):
+            return compare(e.column, e.op, e.value)
+        if isinstance(e, IsIn):
+            return any(compare(e.column, "==", v) for v in e.values)
+        if isinstance(e, Between):
+            return compare(e.column, ">=", e.low) and compare(e.column, "<=", e.high)
+        if isinstance(e, IsNull):
+            b = bounds(e.column)
+            return b is None or b[2] is None or b[2] > 0
+        if isinstance(e, And):
+            return go(e.left) and go(e.right)
+        if isinstance(e, Or):
+            return go(e.left) or go(e.right)
+        if isinstance(e, Not) and isinstance(e.operand, IsNull):
+            return not all_null(e.operand.column)
+        return True  # other negated leaves: unknown
+
+    return go(negation_normal_form(expr, nan_columns=nan_columns))
