@@ -153,3 +153,16 @@ def test_failure_midway_leaves_table_unchanged(
     fresh = table.refresh()
     assert fresh.snapshot_id == before_snapshot
     assert_tables_equal(fresh.scan().to_arrow(), before)
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param("delta", marks=pytest.mark.delta), pytest.param("paimon", marks=pytest.mark.paimon)]
+)
+def test_create_failing_midway_leaves_no_table(tmp_path: object, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    (_inject_delta_failure if kind == "delta" else _inject_paimon_failure)(monkeypatch)
+    uri = f"delta://{tmp_path}/t" if kind == "delta" else f"paimon://{tmp_path}/db.t"
+    with pytest.raises(lf.errors.CommitError, match="injected"):
+        lf.create_table(uri, DATA)
+    monkeypatch.undo()
+    with pytest.raises(lf.TableNotFoundError):
+        lf.open_table(uri)

@@ -359,7 +359,15 @@ def create_delta_table(
     if data is not None:
         data = conform(data, schema, table=location, what="create")
         validate_keys_unique(data, keys, location)
-        dl.write_deltalake(uri, data, mode="error", partition_by=columns or None, description=description)
-    else:
-        dl.DeltaTable.create(uri, schema=schema, partition_by=columns or None, description=description)
+    try:
+        if data is not None:
+            dl.write_deltalake(uri, data, mode="error", partition_by=columns or None, description=description)
+        else:
+            dl.DeltaTable.create(uri, schema=schema, partition_by=columns or None, description=description)
+    except dl.exceptions.SchemaMismatchError as exc:
+        msg = f"create Delta table {location}: {str(exc).splitlines()[0]}; nothing was created"
+        raise SchemaError(msg) from exc
+    except dl.exceptions.DeltaError as exc:
+        msg = f"create Delta table {location} failed: {str(exc).splitlines()[0]}; nothing was created"
+        raise CommitError(msg) from exc
     return DeltaTable(location)

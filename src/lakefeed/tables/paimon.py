@@ -439,9 +439,13 @@ def create_paimon_table(
         raise ConfigError(msg)
     catalog = _catalog(warehouse)
     catalog.create_database(database, True)
-    paimon_schema = pypaimon.Schema.from_pyarrow_schema(
-        schema, partition_keys=partitions or None, primary_keys=keys or None, options=options or {}
-    )
+    try:
+        paimon_schema = pypaimon.Schema.from_pyarrow_schema(
+            schema, partition_keys=partitions or None, primary_keys=keys or None, options=options or {}
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        msg = f"create Paimon table {name}: pypaimon cannot store this schema ({exc}); nothing was created"
+        raise SchemaError(msg) from exc
     try:
         catalog.create_table(name, paimon_schema, False)
     except Exception as exc:
@@ -451,5 +455,9 @@ def create_paimon_table(
         raise
     table = PaimonTable(warehouse, name)
     if data is not None and data.num_rows:
-        table.append(data)
+        try:
+            table.append(data)
+        except BaseException:
+            catalog.drop_table(name, True)  # creating from data is all or nothing
+            raise
     return table
