@@ -29,10 +29,9 @@ from lakefeed.errors import (
 from lakefeed.expr import Expr, to_sql, validate
 from lakefeed.io import filesystem_and_path, is_uri
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
-from lakefeed.tables.iceberg import parse_partition_field, validate_keys_unique
 from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
 from lakefeed.tables.pruning import ColumnStats, may_match, usable_for_pruning
-from lakefeed.tables.schema import as_arrow_table, conform, normalize_arrow_schema
+from lakefeed.tables.schema import conform, normalize_arrow_schema, prepare_create, validate_keys_unique
 
 if TYPE_CHECKING:
     import deltalake
@@ -321,8 +320,6 @@ def create_delta_table(
         TableExistsError: A Delta table is already there.
         UnsupportedOperationError: A partition transform other than identity.
     """
-    import pyarrow as pa
-
     dl = _deltalake()
     uri = _uri(location)
     try:
@@ -332,33 +329,10 @@ def create_delta_table(
     else:
         msg = f"a Delta table already exists at {uri!r}; open it with lf.open_table('delta://{location}')"
         raise TableExistsError(msg)
-    data: pa.Table | None = None
-    if isinstance(data_or_schema, pa.Schema):
-        schema = data_or_schema
-    else:
-        data = as_arrow_table(data_or_schema, what=f"create Delta table {location}")
-        schema = data.schema
-    schema = normalize_arrow_schema(schema)
-    keys = list(primary_key or [])
-    for key in keys:
-        if key not in schema.names:
-            msg = f"create Delta table {location}: primary key column {key!r} is not in {schema.names}"
-            raise SchemaError(msg)
-        schema = schema.set(schema.get_field_index(key), schema.field(key).with_nullable(False))
-    columns: list[str] = []
-    for text in partition_by or []:
-        transform, column, _ = parse_partition_field(text)
-        if transform != "identity":
-            msg = f"Delta tables partition by plain columns only, not {text!r}; add a derived column instead"
-            raise UnsupportedOperationError(msg)
-        if column not in schema.names:
-            msg = f"create Delta table {location}: partition column {column!r} is not in {schema.names}"
-            raise SchemaError(msg)
-        columns.append(column)
+    spec = prepare_create(location, data_or_schema, primary_key, partition_by, identity_only="Delta")
+    schema, data, keys = spec.schema, spec.data, spec.primary_key
+    columns = [column for _, column, _ in spec.partitions]
     description = json.dumps({"lakefeed": {"primary_key": keys}})
-    if data is not None:
-        data = conform(data, schema, table=location, what="create")
-        validate_keys_unique(data, keys, location)
     try:
         if data is not None:
             dl.write_deltalake(uri, data, mode="error", partition_by=columns or None, description=description)

@@ -9,7 +9,6 @@ atomic catalog commit per write.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from lakefeed.expr import (
 )
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.parts import parquet_file_parts
-from lakefeed.tables.schema import conform, normalize_arrow_schema
+from lakefeed.tables.schema import conform, normalize_arrow_schema, prepare_create, validate_keys_unique
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,13 +47,12 @@ if TYPE_CHECKING:
     from pyiceberg.table import FileScanTask
     from pyiceberg.table import Table as PyIcebergTable
 
-__all__ = ["IcebergTable", "parse_partition_field", "to_iceberg_filter"]
+__all__ = ["IcebergTable", "create_iceberg_table", "open_static_iceberg", "to_iceberg_filter"]
 
 _MISSING = "\x00lakefeed-missing"
 _PLAN_CACHE_SIZE = 64
 _plan_cache: OrderedDict[tuple[Any, int, str], list[FileScanTask]] = OrderedDict()
 _plan_cache_lock = threading.Lock()
-_PARTITION_RE = re.compile(r"^\s*(\w+)\s*\(\s*(?:(\d+)\s*,\s*)?([^()]+?)\s*\)\s*$")
 
 
 # -- filters --------------------------------------------------------------------------------
@@ -160,32 +158,6 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
 
 
 # -- partitioning ---------------------------------------------------------------------------
-
-
-def parse_partition_field(text: str) -> tuple[str, str, int | None]:
-    """Parse ``"country"``, ``"day(ts)"``, ``"bucket(16, id)"`` into (transform, column, param).
-
-    Example:
-        >>> parse_partition_field("bucket(16, user_id)")
-        ('bucket', 'user_id', 16)
-        >>> parse_partition_field("country")
-        ('identity', 'country', None)
-    """
-    if re.fullmatch(r"\s*[\w.]+\s*", text):
-        return "identity", text.strip(), None
-    m = _PARTITION_RE.match(text)
-    transforms = {"identity", "year", "month", "day", "hour", "bucket", "truncate"}
-    if not m or m.group(1) not in transforms:
-        msg = (
-            f"partition field {text!r} is not understood; use a column name or one of "
-            "year(c), month(c), day(c), hour(c), bucket(N, c), truncate(W, c)"
-        )
-        raise ConfigError(msg)
-    name, param, column = m.group(1), m.group(2), m.group(3)
-    if name in {"bucket", "truncate"} and param is None:
-        msg = f"partition field {text!r}: {name} needs a width, e.g. {name}(16, {column})"
-        raise ConfigError(msg)
-    return name, column, int(param) if param is not None else None
 
 
 def _transform(name: str, param: int | None) -> Any:
@@ -554,38 +526,8 @@ def create_iceberg_table(
     properties: dict[str, str] | None,
 ) -> PyIcebergTable:
     """Create the table (and append the data, if any) in one catalog commit."""
-    import pyarrow as pa
-
-    from lakefeed.tables.schema import as_arrow_table
-
-    data: pa.Table | None
-    if isinstance(data_or_schema, pa.Schema):
-        schema, data = data_or_schema, None
-    else:
-        data = as_arrow_table(data_or_schema, what=f"create table {identifier}")
-        schema = data.schema
-    schema = normalize_arrow_schema(pa.schema([f.remove_metadata() for f in schema]))
-    keys = list(primary_key or [])
-    for key in keys:
-        if key not in schema.names:
-            msg = f"create table {identifier}: primary key column {key!r} is not in the schema {schema.names}"
-            raise SchemaError(msg)
-        field = schema.field(key)
-        if pa.types.is_floating(field.type) or pa.types.is_nested(field.type):
-            msg = (
-                f"create table {identifier}: primary key column {key!r} is {field.type}; use an "
-                "integer, string, date or timestamp"
-            )
-            raise SchemaError(msg)
-        schema = schema.set(schema.get_field_index(key), field.with_nullable(False))
-    specs = [parse_partition_field(p) for p in partition_by or []]
-    for _, column, _ in specs:
-        if column not in schema.names:
-            msg = f"create table {identifier}: partition column {column!r} is not in the schema {schema.names}"
-            raise SchemaError(msg)
-    if data is not None:
-        data = conform(data, schema, table=identifier, what="create")
-        validate_keys_unique(data, keys, identifier)
+    spec = prepare_create(identifier, data_or_schema, primary_key, partition_by)
+    schema, data, keys, specs = spec.schema, spec.data, spec.primary_key, spec.partitions
     props = {"write.parquet.row-group-limit": "131072", **(properties or {})}
     tx = catalog.create_table_transaction(identifier, schema=schema, properties=props)
     if keys:
@@ -600,21 +542,6 @@ def create_iceberg_table(
     tx.commit_transaction()
     table: PyIcebergTable = catalog.load_table(identifier)
     return table
-
-
-def validate_keys_unique(data: pa.Table, keys: Sequence[str], table: str) -> None:
-    """Raise :class:`SchemaError` if ``data`` holds a primary key twice."""
-    import pyarrow.compute as pc
-
-    if not keys or data.num_rows == 0:
-        return
-    dupes = data.group_by(list(keys)).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
-    if dupes.num_rows:
-        msg = (
-            f"table {table}: {dupes.num_rows} primary key value(s) of {list(keys)} appear more than once in the data, "
-            f"e.g. {dupes.select(list(keys)).slice(0, 3).to_pylist()}; keep one row per key; nothing was written"
-        )
-        raise SchemaError(msg)
 
 
 def open_static_iceberg(table_dir: str) -> IcebergTable:

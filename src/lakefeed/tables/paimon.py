@@ -26,9 +26,8 @@ from lakefeed.errors import (
 from lakefeed.expr import And, Between, Compare, Expr, IsIn, IsNull, Not, Or, negation_normal_form, validate
 from lakefeed.io import filesystem_and_path
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
-from lakefeed.tables.iceberg import parse_partition_field, validate_keys_unique
 from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
-from lakefeed.tables.schema import as_arrow_table, conform, normalize_arrow_schema
+from lakefeed.tables.schema import as_arrow_table, conform, normalize_arrow_schema, prepare_create, validate_keys_unique
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -403,36 +402,13 @@ def create_paimon_table(
         SchemaError: Key or partition columns are missing.
         UnsupportedOperationError: A partition transform other than identity.
     """
-    import pyarrow as pa
-
     pypaimon = _pypaimon()
-    data: pa.Table | None = None
-    if isinstance(data_or_schema, pa.Schema):
-        schema = data_or_schema
-    else:
-        data = as_arrow_table(data_or_schema, what=f"create Paimon table {name}")
-        schema = data.schema
-    schema = normalize_arrow_schema(schema)
-    keys = list(primary_key or [])
-    partitions: list[str] = []
-    for text in partition_by or []:
-        transform, column, _ = parse_partition_field(text)
-        if transform != "identity":
-            msg = f"Paimon tables partition by plain columns only, not {text!r}; add a derived column instead"
-            raise UnsupportedOperationError(msg)
-        partitions.append(column)
-    for column in keys + partitions:
-        if column not in schema.names:
-            msg = f"create Paimon table {name}: column {column!r} is not in {schema.names}"
-            raise SchemaError(msg)
-    for key in keys:
-        schema = schema.set(schema.get_field_index(key), schema.field(key).with_nullable(False))
+    spec = prepare_create(name, data_or_schema, primary_key, partition_by, identity_only="Paimon")
+    schema, data, keys = spec.schema, spec.data, spec.primary_key
+    partitions = [column for _, column, _ in spec.partitions]
     if keys and partitions and not set(partitions) <= set(keys):
         msg = f"create Paimon table {name}: a primary key must include the partition columns {partitions}"
         raise SchemaError(msg)
-    if data is not None:
-        data = conform(data, schema, table=name, what="create")
-        validate_keys_unique(data, keys, name)
     database, _, _ = name.rpartition(".")
     if not database:
         msg = f"Paimon table names are 'database.table', got {name!r}"

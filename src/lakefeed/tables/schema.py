@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lakefeed.errors import SchemaError
+from lakefeed.errors import ConfigError, SchemaError, UnsupportedOperationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["as_arrow_table", "conform", "normalize_arrow_schema"]
+__all__ = [
+    "CreateSpec",
+    "as_arrow_table",
+    "conform",
+    "normalize_arrow_schema",
+    "parse_partition_field",
+    "prepare_create",
+    "validate_keys_unique",
+]
+
+_PARTITION_RE = re.compile(r"^\s*(\w+)\s*\(\s*(?:(\d+)\s*,\s*)?([^()]+?)\s*\)\s*$")
 
 
 def as_arrow_table(data: Any, *, what: str) -> pa.Table:
@@ -118,3 +131,115 @@ def normalize_arrow_schema(schema: pa.Schema) -> pa.Schema:
     from lakefeed.tables.planning import normalize_type
 
     return pa.schema([pa.field(f.name, normalize_type(f.type), f.nullable) for f in schema])
+
+
+def parse_partition_field(text: str) -> tuple[str, str, int | None]:
+    """Parse ``"country"``, ``"day(ts)"``, ``"bucket(16, id)"`` into (transform, column, param).
+
+    Example:
+        >>> parse_partition_field("bucket(16, user_id)")
+        ('bucket', 'user_id', 16)
+        >>> parse_partition_field("country")
+        ('identity', 'country', None)
+    """
+    if re.fullmatch(r"\s*[\w.]+\s*", text):
+        return "identity", text.strip(), None
+    m = _PARTITION_RE.match(text)
+    transforms = {"identity", "year", "month", "day", "hour", "bucket", "truncate"}
+    if not m or m.group(1) not in transforms:
+        msg = (
+            f"partition field {text!r} is not understood; use a column name or one of "
+            "year(c), month(c), day(c), hour(c), bucket(N, c), truncate(W, c)"
+        )
+        raise ConfigError(msg)
+    name, param, column = m.group(1), m.group(2), m.group(3)
+    if name in {"bucket", "truncate"} and param is None:
+        msg = f"partition field {text!r}: {name} needs a width, e.g. {name}(16, {column})"
+        raise ConfigError(msg)
+    return name, column, int(param) if param is not None else None
+
+
+def validate_keys_unique(data: pa.Table, keys: Sequence[str], table: str) -> None:
+    """Raise :class:`SchemaError` if ``data`` holds a primary key twice."""
+    import pyarrow.compute as pc
+
+    if not keys or data.num_rows == 0:
+        return
+    dupes = data.group_by(list(keys)).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
+    if dupes.num_rows:
+        msg = (
+            f"table {table}: {dupes.num_rows} primary key value(s) of {list(keys)} appear more than once in the data, "
+            f"e.g. {dupes.select(list(keys)).slice(0, 3).to_pylist()}; keep one row per key; nothing was written"
+        )
+        raise SchemaError(msg)
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """A table to create, checked: its schema, its first data (if any), key and partitions."""
+
+    schema: pa.Schema
+    data: pa.Table | None
+    primary_key: list[str]
+    partitions: list[tuple[str, str, int | None]]
+
+
+def prepare_create(
+    table: str,
+    data_or_schema: Any,
+    primary_key: Sequence[str] | None,
+    partition_by: Sequence[str] | None,
+    *,
+    identity_only: str | None = None,
+) -> CreateSpec:
+    """Check a create request for any format before anything is written.
+
+    The schema comes from a ``pyarrow.Schema`` or from the data; key columns must exist, may
+    not be floating point or nested, and become required; partition fields are parsed and
+    their columns must exist (``identity_only`` names a format that has no transforms); the
+    data is conformed to the schema and may not repeat a key.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> spec = prepare_create("db.t", pa.table({"id": [1, 2]}), ["id"], ["bucket(4, id)"])
+        >>> spec.schema.field("id").nullable, spec.partitions
+        (False, [('bucket', 'id', 4)])
+    """
+    import pyarrow as pa
+
+    what = f"create table {table}"
+    data: pa.Table | None = None
+    if isinstance(data_or_schema, pa.Schema):
+        schema = data_or_schema
+    else:
+        data = as_arrow_table(data_or_schema, what=what)
+        schema = data.schema
+    if isinstance(primary_key, str) or isinstance(partition_by, str):
+        msg = f"{what}: primary_key and partition_by take lists, e.g. primary_key=['id']"
+        raise ConfigError(msg)
+    schema = normalize_arrow_schema(pa.schema([f.remove_metadata() for f in schema]))
+    keys = list(primary_key or [])
+    for key in keys:
+        if key not in schema.names:
+            msg = f"{what}: primary key column {key!r} is not in the schema {schema.names}"
+            raise SchemaError(msg)
+        field = schema.field(key)
+        if pa.types.is_floating(field.type) or pa.types.is_nested(field.type):
+            msg = f"{what}: primary key column {key!r} is {field.type}; use an integer, string, date or timestamp"
+            raise SchemaError(msg)
+        schema = schema.set(schema.get_field_index(key), field.with_nullable(False))
+    partitions = [parse_partition_field(p) for p in partition_by or []]
+    for transform, column, _ in partitions:
+        if identity_only is not None and transform != "identity":
+            msg = (
+                f"{identity_only} tables partition by plain columns only, not {transform}({column}); "
+                "add a derived column instead"
+            )
+            raise UnsupportedOperationError(msg)
+        if column not in schema.names:
+            msg = f"{what}: partition column {column!r} is not in the schema {schema.names}"
+            raise SchemaError(msg)
+    if data is not None:
+        data = conform(data, schema, table=table, what="create")
+        validate_keys_unique(data, keys, table)
+    return CreateSpec(schema, data, keys, partitions)

@@ -155,9 +155,6 @@ class Warehouse:
         """
         ns, table = self._identifier(name)
         full = f"{ns}.{table}"
-        if isinstance(primary_key, str) or isinstance(partition_by, str):
-            msg = f"create table {full}: primary_key and partition_by take lists, e.g. primary_key=['id']"
-            raise ConfigError(msg)
         from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
 
         with self._catalog_errors(f"create table {full}"):
