@@ -123,3 +123,11 @@ def test_snapshots_are_listed_oldest_first(any_table: lf.Table) -> None:
     assert snaps, "a written table has snapshots"
     assert snaps[-1].snapshot_id == any_table.snapshot_id
     assert [s.timestamp for s in snaps] == sorted(s.timestamp for s in snaps)
+
+
+def test_empty_projection_keeps_row_counts(any_table: lf.Table) -> None:
+    scan = any_table.scan(columns=[], filter=lf.col("i") > 0)
+    expected = reference_filter(DATA, lf.col("i") > 0).num_rows
+    assert scan.to_arrow().num_rows == expected
+    assert scan.count() == expected
+    assert any_table.scan(columns=[]).to_arrow().num_rows == DATA.num_rows

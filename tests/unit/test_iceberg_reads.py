@@ -49,6 +49,14 @@ def test_pyiceberg_path_equals_fast_path(table: IcebergTable, expr: lf.Expr | No
     assert all(not p.exact_rows for p in slow_parts)
 
 
+def test_pyiceberg_path_keeps_row_counts_without_columns(table: IcebergTable) -> None:
+    scan = table.scan(columns=[])
+    ice = table.pyiceberg_table
+    assert table.snapshot_id is not None
+    parts = [_IcebergFilePart(table, task, table.snapshot_id, ice.schema()) for task in ice.scan().plan_files()]
+    assert sum(b.num_rows for part in parts for b in part.read(scan.plan)) == 550
+
+
 def test_timestamp_with_time_zone_filters(table: IcebergTable) -> None:
     cut = datetime(2024, 1, 5, tzinfo=UTC)
     assert table.scan(filter=lf.col("ts") < cut).count() == 4 * 24 + 50

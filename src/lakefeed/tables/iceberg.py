@@ -500,7 +500,8 @@ class _IcebergFilePart(TablePart):
         from pyiceberg.io.pyarrow import ArrowScan
 
         tbl = self._table.pyiceberg_table
-        projected = self._schema.select(*plan.read_columns, case_sensitive=True)
+        columns = plan.read_columns or plan.table_schema.names[:1]  # keep row counts for columns=[]
+        projected = self._schema.select(*columns, case_sensitive=True)
         arrow_scan = ArrowScan(tbl.metadata, tbl.io, projected, AlwaysTrue(), case_sensitive=True)
         for batch in arrow_scan.to_record_batches([self._task]):
             if batch.num_rows:

@@ -367,7 +367,9 @@ class _PaimonSplitPart(TablePart):
         return self._files
 
     def read(self, plan: ReadPlan) -> Any:
-        builder = self._table.new_read_builder().with_projection(plan.read_columns)
+        # with no column asked for, still read one (the key) so that batches carry row counts
+        columns = plan.read_columns or list(self._table.primary_keys or plan.table_schema.names[:1])
+        builder = self._table.new_read_builder().with_projection(columns)
         if self._predicate is not None:
             builder = builder.with_filter(self._predicate)
         reader = builder.new_read().to_arrow_batch_reader([self._split])

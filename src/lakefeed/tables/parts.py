@@ -117,7 +117,8 @@ class ParquetPart(TablePart):
                     arrays.append(batch.column(stored.index(name)).cast(target))
                 else:
                     arrays.append(pa.nulls(n, target))
-            full = pa.RecordBatch.from_arrays(arrays, names=wanted)
+            # no column at all (columns=[] and no filter) must still carry the row count
+            full = pa.RecordBatch.from_arrays(arrays, names=wanted) if arrays else batch.select([])
             out = plan.finish(full, filtered=False)
             if out.num_rows:
                 yield out
