@@ -10,6 +10,7 @@ atomic catalog commit per write.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -458,7 +459,13 @@ class IcebergTable(Table):
             msg = f"delete on table {self.name} needs a filter such as lf.col('id') == 3, got {filter!r}"
             raise ConfigError(msg)
         row_filter = to_iceberg_filter(filter, self.schema, exact=True)
-        self._commit("delete", lambda: self._tbl.delete(delete_filter=row_filter))
+
+        def run() -> None:
+            with warnings.catch_warnings():  # deleting nothing is a normal no-op, not a warning
+                warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+                self._tbl.delete(delete_filter=row_filter)
+
+        self._commit("delete", run)
 
 
 def _rename_by_field_id(path: str, fs: Any, schema: IcebergSchema, file_size: int) -> dict[str, str]:
