@@ -26,6 +26,7 @@ from lakefeed.errors import (
 from lakefeed.expr import Expr, col, parse_filter
 
 if TYPE_CHECKING:
+    from lakefeed.loader import Loader
     from lakefeed.tables import Scan, ScanTask, Snapshot, Table, Warehouse, create_table, open_table
 
 try:
@@ -38,6 +39,7 @@ __all__ = [
     "Expr",
     "LakefeedError",
     "LakefeedWarning",
+    "Loader",
     "MissingDependencyError",
     "Scan",
     "ScanTask",
@@ -56,6 +58,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Loader": "lakefeed.loader",
     "Scan": "lakefeed.tables",
     "ScanTask": "lakefeed.tables",
     "Snapshot": "lakefeed.tables",

@@ -22,6 +22,7 @@ The tree::
     ├── SchemaError (TypeError)
     │   └── FilterTypeError
     ├── FilterError (ValueError)
+    ├── ResumeStateError (ValueError)
     └── CommitError
         └── CommitConflictError
 
@@ -51,6 +52,7 @@ __all__ = [
     "NamespaceNotFoundError",
     "NotFoundError",
     "PerformanceWarning",
+    "ResumeStateError",
     "SchemaError",
     "SnapshotNotFoundError",
     "TableExistsError",
@@ -163,6 +165,12 @@ class FilterError(LakefeedError, ValueError):
     """A filter expression is malformed (for example a bare Python value used as a filter)."""
 
     code: ClassVar[str] = "filter"
+
+
+class ResumeStateError(LakefeedError, ValueError):
+    """A loader state cannot be resumed here: it comes from another table, snapshot or configuration."""
+
+    code: ClassVar[str] = "resume-state"
 
 
 class CommitError(LakefeedError):

@@ -1,0 +1,5 @@
+"""Framework-free loading: shuffled, sharded, resumable numpy batches from any lakefeed table."""
+
+from lakefeed.loader.loader import Loader, LoaderStats
+
+__all__ = ["Loader", "LoaderStats"]

@@ -1,0 +1,555 @@
+"""The :class:`Loader`: shuffled, sharded, exactly resumable batches of numpy arrays from a table."""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from lakefeed.errors import ConfigError, ResumeStateError
+from lakefeed.expr import Expr
+from lakefeed.loader.convert import BatchSpec, Columns, concat, take
+from lakefeed.loader.plan import EpochPlan, plan_epoch
+from lakefeed.tables.base import Scan, ScanTask, Table
+
+if TYPE_CHECKING:
+    from lakefeed.frameworks.torch import TorchBatches
+
+__all__ = ["Loader", "LoaderStats"]
+
+STATE_VERSION = 1
+ROW_INDEX = "__lakefeed_row__"
+DEFAULT_TASK_BYTES = 8 << 20
+DEFAULT_BLOCK_BYTES = 32 << 20
+QUALITY_SAMPLE = 64
+
+
+@dataclass
+class LoaderStats:
+    """What the loader did in the current epoch (rank-local)."""
+
+    epoch: int = 0
+    batches: int = 0
+    rows: int = 0
+    bytes_decoded: int = 0
+    tasks_decoded: int = 0
+    seconds_waiting_for_data: float = 0.0
+    seconds_in_consumer: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    blocks_ready: int = 0
+    shuffle_spearman: float | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        return self.rows / elapsed if elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The statistics as plain numbers."""
+        return {
+            "epoch": self.epoch,
+            "batches": self.batches,
+            "rows": self.rows,
+            "rows_per_second": round(self.rows_per_second, 1),
+            "bytes_decoded": self.bytes_decoded,
+            "tasks_decoded": self.tasks_decoded,
+            "seconds_waiting_for_data": round(self.seconds_waiting_for_data, 4),
+            "seconds_in_consumer": round(self.seconds_in_consumer, 4),
+            "blocks_ready": self.blocks_ready,
+            "shuffle_spearman": self.shuffle_spearman,
+        }
+
+
+def _detect_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    import sys
+
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return (dist.get_rank() if rank is None else rank), (dist.get_world_size() if world_size is None else world_size)
+    env_rank, env_world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    r = rank if rank is not None else int(env_rank) if env_rank else 0
+    w = world_size if world_size is not None else int(env_world) if env_world else 1
+    return r, w
+
+
+def _resolve_scan(source: Table | Scan | str, columns: list[str], filter: Expr | None) -> Scan:
+    from lakefeed.tables import Warehouse, open_table
+
+    if isinstance(source, Scan):
+        if filter is not None:
+            msg = "pass filter= when the loader builds the scan, not with a Scan (it has its own filter)"
+            raise ConfigError(msg)
+        missing = [c for c in columns if c not in source.columns]
+        if missing:
+            from lakefeed.errors import ColumnNotFoundError
+
+            msg = f"the scan of {source.table.name} does not project {missing}; it has {source.columns}"
+            raise ColumnNotFoundError(msg)
+        return source
+    if isinstance(source, str):
+        source = open_table(source) if ("://" in source or "/" in source) else Warehouse().table(source)
+    if not isinstance(source, Table):
+        msg = f"Loader source must be a Table, Scan, URI or 'namespace.table', got {type(source).__name__}"
+        raise ConfigError(msg)
+    schema = source.schema
+    from lakefeed.errors import ColumnNotFoundError
+
+    unknown = [c for c in columns if c not in schema.names]
+    if unknown:
+        msg = f"loader over {source.name}: no column(s) {unknown}; columns are {schema.names}"
+        raise ColumnNotFoundError(msg)
+    return source.scan(columns=columns, filter=filter)
+
+
+class Loader:
+    """Batches from a table for training: shuffled, sharded over ranks, exactly resumable.
+
+    Each batch is a dict of numpy arrays: ``"features"`` (float32 ``[B, F]``, C-order) stacked
+    from ``features``, ``"label"`` ``[B]``, and each name in ``columns`` as it is. The order is
+    a pure function of (seed, epoch, rank, world_size); every rank yields the same number of
+    batches; ``state_dict()`` after any batch resumes exactly after it.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.t", pa.table({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}))
+        >>> loader = lf.Loader(t, batch_size=2, features=["x"], label="y", seed=1)
+        >>> [b["features"].shape for b in loader], len(loader)
+        ([(2, 1), (1, 1)], 2)
+    """
+
+    def __init__(
+        self,
+        source: Table | Scan | str,
+        batch_size: int = 1024,
+        features: Sequence[str] | None = None,
+        label: str | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        filter: Expr | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        shuffle_buffer: int | None = None,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        uneven: Literal["pad", "drop"] = "pad",
+        transform: Callable[[Columns], Columns] | None = None,
+        cache: Literal["memory", "disk"] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        num_threads: int | None = None,
+        prefetch: int | None = None,
+        dtype: str = "float32",
+        fill_null: float | None = None,
+        target_bytes: int | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            msg = f"batch_size must be a positive int, got {batch_size!r}"
+            raise ConfigError(msg)
+        if isinstance(features, str) or isinstance(columns, str):
+            msg = "features and columns take lists of names, e.g. features=['f0', 'f1']"
+            raise ConfigError(msg)
+        if uneven not in ("pad", "drop"):
+            msg = f"uneven must be 'pad' (repeat rows, lose none) or 'drop', got {uneven!r}"
+            raise ConfigError(msg)
+        if cache not in (None, "memory", "disk"):
+            msg = f"cache must be None, 'memory' or 'disk', got {cache!r}"
+            raise ConfigError(msg)
+        rank, world = _detect_rank_world(rank, world_size)
+        if world < 1 or not 0 <= rank < world:
+            msg = f"rank must be in [0, world_size): got rank={rank}, world_size={world}"
+            raise ConfigError(msg)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.rank, self.world_size = rank, world
+        self.uneven = uneven
+        self.transform = transform
+        self.cache = cache
+        self._cache_dir = cache_dir
+        self.num_threads = num_threads or max(2, os.cpu_count() or 2)
+        self.prefetch = prefetch if prefetch is not None else 2
+        feature_names = list(features or [])
+        self._spec = BatchSpec(tuple(feature_names), label, tuple(columns or []), dtype=dtype, fill_null=fill_null)
+        self.scan = _resolve_scan(source, self._spec.read_columns, filter)
+        self._spec.validate(self.scan.schema, self.scan.table.name)
+        self._target_bytes = target_bytes or DEFAULT_TASK_BYTES
+        self._tasks: list[ScanTask] = self.scan.tasks(self._target_bytes)
+        row_bytes = max(1, self._row_bytes())
+        default_block = max(batch_size, DEFAULT_BLOCK_BYTES // row_bytes)
+        block = shuffle_buffer if shuffle_buffer is not None else default_block
+        if block <= 0:
+            msg = f"shuffle_buffer must be a positive number of rows, got {shuffle_buffer!r}"
+            raise ConfigError(msg)
+        self.block_rows = -(-block // batch_size) * batch_size
+        self.lanes = 16 if shuffle else 1
+        self._counts: list[int] | None = None
+        self._epoch = 0
+        self._start_batch = 0
+        self._stats = LoaderStats()
+        self._cached: Columns | None = None
+        self._lock = threading.Lock()
+
+    # -- sizes ------------------------------------------------------------------------------
+
+    def _row_bytes(self) -> int:
+        rows = sum(t.num_rows for t in self._tasks)
+        return int(sum(t.estimated_bytes for t in self._tasks) / rows) if rows else 1
+
+    def _task_counts(self) -> list[int]:
+        """Exact rows per task after deletes, merges and the filter (from metadata when possible)."""
+        if self._counts is not None:
+            return self._counts
+        if self.scan.filter is None and all(t.exact_rows for t in self._tasks):
+            self._counts = [t.num_rows for t in self._tasks]
+            return self._counts
+        narrow = self.scan.table.scan(columns=[], filter=self.scan.filter, snapshot=self.scan.snapshot_id)
+        with ThreadPoolExecutor(self.num_threads, thread_name_prefix="lakefeed-count") as pool:
+            counts = list(pool.map(lambda t: sum(b.num_rows for b in ScanTask(t.parts, narrow.plan).read()), self._tasks))
+        self._counts = counts
+        return counts
+
+    def _plan(self, epoch: int) -> EpochPlan:
+        return plan_epoch(
+            self._task_counts(),
+            seed=self.seed,
+            epoch=0 if self.cache else epoch,
+            rank=self.rank,
+            world_size=self.world_size,
+            shuffle=self.shuffle,
+            block_rows=self.block_rows,
+            lanes=self.lanes,
+            uneven=self.uneven,
+        )
+
+    def rows_per_epoch(self) -> int:
+        """Rows this rank yields per epoch (the same on every rank)."""
+        total = sum(self._task_counts())
+        if self.uneven == "drop":
+            return total // self.world_size
+        return -(-total // self.world_size) if total else 0
+
+    def __len__(self) -> int:
+        rows = self.rows_per_epoch()
+        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+
+    # -- epochs and state --------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration reads."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch to read next (its order is drawn from (seed, epoch))."""
+        if epoch < 0:
+            msg = f"epoch must be >= 0, got {epoch}"
+            raise ConfigError(msg)
+        self._epoch = int(epoch)
+        self._start_batch = 0
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {
+            "table": self.scan.table.name,
+            "format": self.scan.table.format,
+            "snapshot_id": self.scan.snapshot_id,
+            "filter": str(self.scan.filter) if self.scan.filter is not None else None,
+            "features": list(self._spec.features),
+            "label": self._spec.label,
+            "columns": list(self._spec.columns),
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "seed": self.seed,
+            "block_rows": self.block_rows,
+            "drop_last": self.drop_last,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "uneven": self.uneven,
+            "target_bytes": self._target_bytes,
+            "cache": self.cache,
+            "rows": sum(self._task_counts()),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the loader is: the epoch and how many of its batches were yielded, plus what it reads.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.s", pa.table({"x": [1.0, 2.0, 3.0]}))
+            >>> loader = lf.Loader(t, batch_size=1, features=["x"], shuffle=False)
+            >>> it = iter(loader); _ = next(it)
+            >>> loader.state_dict()["batch"]
+            1
+        """
+        return {"version": STATE_VERSION, "epoch": self._epoch, "batch": self._start_batch, "config": self._fingerprint()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume where ``state`` was taken: the next iteration yields the batches that would have followed.
+
+        Raises:
+            ResumeStateError: The state belongs to another table, snapshot or configuration.
+        """
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "config" not in state:
+            msg = f"not a lakefeed loader state (version {STATE_VERSION}): {str(state)[:120]}"
+            raise ResumeStateError(msg)
+        mine, theirs = self._fingerprint(), state["config"]
+        diffs = [f"{k}: saved {theirs.get(k)!r}, here {mine[k]!r}" for k in mine if theirs.get(k) != mine[k]]
+        if diffs:
+            msg = "cannot resume this loader from that state; it differs in " + "; ".join(diffs)
+            raise ResumeStateError(msg)
+        self._epoch = int(state["epoch"])
+        self._start_batch = int(state["batch"])
+
+    def stats(self) -> dict[str, float | int | None]:
+        """Rows/s, batches, bytes decoded, time waiting on data vs in the consumer, and shuffle quality."""
+        return self._stats.as_dict()
+
+    # -- iteration ---------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Columns]:
+        epoch, start = self._epoch, self._start_batch
+        n_batches = len(self)
+        self._stats = LoaderStats(epoch=epoch)
+        batches = self._cached_batches(epoch, start) if self.cache else self._streamed_batches(epoch, start)
+        index = start
+        sample: list[np.ndarray] = []
+        positions: list[np.ndarray] = []
+        try:
+            last = time.perf_counter()
+            for batch in batches:
+                if index >= n_batches:
+                    break
+                row_index = batch.pop(ROW_INDEX)
+                if len(sample) < 4096:
+                    step = max(1, len(row_index) // QUALITY_SAMPLE)
+                    sample.append(row_index[::step])
+                    positions.append(np.arange(index * self.batch_size, index * self.batch_size + len(row_index), step))
+                now = time.perf_counter()
+                self._stats.seconds_waiting_for_data += now - last
+                index += 1
+                self._start_batch = index
+                self._stats.batches += 1
+                self._stats.rows += len(row_index)
+                yield batch
+                last = time.perf_counter()
+                self._stats.seconds_in_consumer += last - now
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+            if sample:
+                self._stats.shuffle_spearman = _spearman(np.concatenate(positions), np.concatenate(sample))
+        if index >= n_batches:
+            self._epoch = epoch + 1
+            self._start_batch = 0
+
+    def _rebatch(self, blocks: Iterator[Columns], skip_rows: int) -> Iterator[Columns]:
+        b = self.batch_size
+        carry: Columns | None = None
+        for block in blocks:
+            if skip_rows:
+                n = len(block[ROW_INDEX])
+                if skip_rows >= n:
+                    skip_rows -= n
+                    continue
+                block = take(block, slice(skip_rows, None))
+                skip_rows = 0
+            n = len(block[ROW_INDEX])
+            i = 0
+            if carry is not None:
+                need = b - len(carry[ROW_INDEX])
+                carry = concat([carry, take(block, slice(0, need))])
+                i = need
+                if len(carry[ROW_INDEX]) < b:
+                    continue
+                yield carry
+                carry = None
+            while i + b <= n:
+                yield {k: v[i : i + b] for k, v in block.items()}
+                i += b
+            if i < n:
+                carry = take(block, slice(i, n))
+        if carry is not None and not self.drop_last:
+            yield carry
+
+    def _streamed_batches(self, epoch: int, start_batch: int) -> Iterator[Columns]:
+        plan = self._plan(epoch)
+        sizes = [plan.block_rows(i) for i in range(len(plan.blocks))]
+        prefix = [0]
+        for s in sizes:
+            prefix.append(prefix[-1] + s)
+        start_row = start_batch * self.batch_size
+        first = max(0, bisect.bisect_right(prefix, start_row) - 1) if plan.blocks else 0
+        reader = _BlockReader(self, plan, epoch, first)
+        try:
+            yield from self._rebatch(reader.blocks(), start_row - prefix[first] if plan.blocks else 0)
+        finally:
+            reader.close()
+
+    def _cached_batches(self, epoch: int, start_batch: int) -> Iterator[Columns]:
+        cached = self._load_cache()
+        n = len(cached[ROW_INDEX])
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch, self.rank, self.world_size, 0xCAC]).permutation(n)
+        else:
+            order = np.arange(n)
+        b = self.batch_size
+        for i in range(start_batch * b, n, b):
+            idx = order[i : i + b]
+            if len(idx) < b and self.drop_last:
+                return
+            yield take(cached, idx)
+
+    def _load_cache(self) -> Columns:
+        with self._lock:
+            if self._cached is None:
+                plan = self._plan(0)
+                reader = _BlockReader(self, plan, 0, 0, permute=False)
+                try:
+                    blocks = list(reader.blocks())
+                finally:
+                    reader.close()
+                data = concat(blocks) if blocks else {}
+                if self.cache == "disk" and data:
+                    data = _to_disk(data, self._cache_dir)
+                self._cached = data
+            return self._cached
+
+    # -- frameworks --------------------------------------------------------------------------
+
+    def torch(self, device: str | None = None, pin_memory: bool | None = None) -> TorchBatches:
+        """Iterate batches as dicts of torch tensors (pinned and copied to ``device`` if given)."""
+        from lakefeed.frameworks.torch import TorchBatches
+
+        return TorchBatches(self, device=device, pin_memory=pin_memory)
+
+    def __repr__(self) -> str:
+        return (
+            f"Loader({self.scan.table.name!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
+            f"rank={self.rank}/{self.world_size}, epoch={self._epoch})"
+        )
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 3:
+        return None
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
+
+
+def _to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="lakefeed-cache-", dir=folder)
+    out: Columns = {}
+    for i, (name, array) in enumerate(data.items()):
+        if array.dtype == object:
+            out[name] = array
+            continue
+        path = os.path.join(root, f"{i}.npy")
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
+        mm[...] = array
+        mm.flush()
+        out[name] = np.load(path, mmap_mode="r")
+    return out
+
+
+class _BlockReader:
+    """Decodes tasks in threads and assembles (and permutes) blocks ahead of the consumer."""
+
+    def __init__(self, loader: Loader, plan: EpochPlan, epoch: int, first_block: int, *, permute: bool = True) -> None:
+        self.loader = loader
+        self.plan = plan
+        self.epoch = epoch
+        self.first = first_block
+        self.permute = permute and loader.shuffle
+        self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
+        self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
+        self.decoded: dict[int, Future[Columns]] = {}
+        self.refs: dict[int, int] = {}
+        for block in plan.blocks[first_block:]:
+            for s in block:
+                self.refs[s.task] = self.refs.get(s.task, 0) + 1
+        self.offsets = [0]
+        for c in loader._task_counts():
+            self.offsets.append(self.offsets[-1] + c)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _decode(self, task_index: int) -> Columns:
+        loader = self.loader
+        task = loader._tasks[task_index]
+        table = task.to_arrow()
+        columns = loader._spec.to_numpy(table, f"task {task_index} ({', '.join(task.files[:2])})")
+        columns[ROW_INDEX] = np.arange(self.offsets[task_index], self.offsets[task_index] + table.num_rows, dtype=np.int64)
+        with loader._lock:
+            loader._stats.bytes_decoded += table.nbytes
+            loader._stats.tasks_decoded += 1
+        return columns
+
+    def _future(self, task_index: int) -> Future[Columns]:
+        with self._lock:
+            future = self.decoded.get(task_index)
+            if future is None:
+                future = self.decode_pool.submit(self._decode, task_index)
+                self.decoded[task_index] = future
+            return future
+
+    def _assemble(self, b: int) -> Columns:
+        block = self.plan.blocks[b]
+        parts = [take(self._future(s.task).result(), slice(s.start, s.stop)) for s in block]
+        data = concat(parts)
+        with self._lock:
+            for s in block:
+                self.refs[s.task] -= 1
+                if self.refs[s.task] == 0:
+                    self.decoded.pop(s.task, None)  # free the decoded task
+        if self.loader.transform is not None:
+            row_index = data.pop(ROW_INDEX)
+            data = dict(self.loader.transform(data))
+            data[ROW_INDEX] = row_index
+        if self.permute:
+            rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
+            data = take(data, rng.permutation(len(data[ROW_INDEX])))
+        else:
+            data = {k: np.ascontiguousarray(v) for k, v in data.items()}
+        return data
+
+    def blocks(self) -> Iterator[Columns]:
+        n = len(self.plan.blocks)
+        depth = max(1, self.loader.prefetch)
+        pending: list[Future[Columns]] = []
+        nxt = self.first
+        while nxt < n and len(pending) < depth:
+            for s in self.plan.blocks[nxt]:
+                self._future(s.task)
+            pending.append(self.block_pool.submit(self._assemble, nxt))
+            nxt += 1
+        while pending:
+            future = pending.pop(0)
+            if nxt < n:
+                for s in self.plan.blocks[nxt]:
+                    self._future(s.task)
+                pending.append(self.block_pool.submit(self._assemble, nxt))
+                nxt += 1
+            self.loader._stats.blocks_ready = sum(1 for f in pending if f.done())
+            yield future.result()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.block_pool.shutdown(wait=True, cancel_futures=True)
+            self.decode_pool.shutdown(wait=True, cancel_futures=True)
+            self.decoded.clear()

@@ -1,0 +1,176 @@
+"""The epoch plan: which rows each rank reads, in which blocks, in which order.
+
+Everything here is a pure function of the task row counts and (seed, epoch, rank,
+world_size), so an epoch can be replanned anywhere (a resumed job, a DataLoader worker) and
+give the same batches. No data is read.
+
+An epoch:
+
+1. Orders the scan tasks. Shuffled, the order is a random permutation drawn from
+   (seed, epoch) whose rank correlation with table order is small (the first of the draws
+   below a bound), so a table sorted by time or label is not fed in (reverse) order.
+2. Lays the tasks end to end and cuts that sequence into ``world_size`` contiguous ranges,
+   one per rank. Uneven ranges are padded by repeating the range's first rows (default: no
+   row is lost) or cut to the shortest (``"drop"``): every rank has the same row count, so
+   the same number of batches, and DDP never waits on a rank that ran out.
+3. Splits a rank's range into ``lanes`` equal contiguous lanes, each cut into slices; block
+   ``b`` takes one slice of every lane, so one block mixes rows from far-apart parts of the
+   table. Shuffled, each lane starts at its own random slice and wraps around, so a row's
+   place in its lane says nothing about when it comes. A shuffled block is permuted as a
+   whole with a generator seeded by (seed, epoch, rank, block).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["EpochPlan", "Slice", "decorrelated_order", "plan_epoch"]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Rows ``[start, stop)`` of task ``task`` (offsets within the task's rows)."""
+
+    task: int
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """One rank's epoch: its blocks as lists of task slices."""
+
+    blocks: tuple[tuple[Slice, ...], ...]
+    rows: int
+    """Rows this rank yields in the epoch (the same on every rank)."""
+    task_order: tuple[int, ...]
+
+    def block_rows(self, b: int) -> int:
+        return sum(s.rows for s in self.blocks[b])
+
+
+def _spearman_of_order(order: np.ndarray) -> float:
+    k = len(order)
+    if k < 2:
+        return 0.0
+    ranks = np.arange(k, dtype=np.float64)
+    return float(np.corrcoef(ranks, order.astype(np.float64))[0, 1])
+
+
+def decorrelated_order(k: int, rng: np.random.Generator, *, tries: int = 64) -> np.ndarray:
+    """A random permutation of ``range(k)`` with small rank correlation to the identity.
+
+    Draws up to ``tries`` permutations and keeps the first whose correlation with table order
+    is below ``1 / (2 k)`` (else the least correlated), so that even with few tasks the
+    position of a row in the epoch says little about its position in the table.
+
+    Example:
+        >>> order = decorrelated_order(16, np.random.default_rng(0))
+        >>> sorted(order.tolist()) == list(range(16)), abs(np.corrcoef(np.arange(16), order)[0, 1]) < 0.1
+        (True, True)
+    """
+    if k <= 2:
+        return rng.permutation(k)
+    bound = 1.0 / (2 * k)
+    best, best_rho = rng.permutation(k), 2.0
+    for _ in range(tries):
+        candidate = rng.permutation(k)
+        rho = abs(_spearman_of_order(candidate))
+        if rho < best_rho:
+            best, best_rho = candidate, rho
+        if rho <= bound:
+            break
+    return best
+
+
+def _cut(pieces: Sequence[Slice], prefix: Sequence[int], lo: int, hi: int) -> list[Slice]:
+    """The slices covering positions ``[lo, hi)`` of the sequence made of ``pieces``."""
+    out: list[Slice] = []
+    if hi <= lo:
+        return out
+    i = bisect.bisect_right(prefix, lo) - 1
+    while lo < hi and i < len(pieces):
+        piece = pieces[i]
+        offset = lo - prefix[i]
+        take = min(piece.rows - offset, hi - lo)
+        if take > 0:
+            out.append(Slice(piece.task, piece.start + offset, piece.start + offset + take))
+            lo += take
+        i += 1
+    return out
+
+
+def plan_epoch(
+    counts: Sequence[int],
+    *,
+    seed: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    shuffle: bool,
+    block_rows: int,
+    lanes: int,
+    uneven: str = "pad",
+) -> EpochPlan:
+    """Plan one rank's epoch over tasks with the given row counts.
+
+    Example:
+        >>> p = plan_epoch([5, 5, 5], seed=0, epoch=0, rank=1, world_size=2, shuffle=False, block_rows=4, lanes=1)
+        >>> p.rows, [[(s.task, s.start, s.stop) for s in b] for b in p.blocks]
+        (8, [[(1, 2, 5), (2, 0, 1)], [(2, 1, 5)]])
+    """
+    k = len(counts)
+    total = int(sum(counts))
+    order = decorrelated_order(k, np.random.default_rng([seed, epoch, 0x5EED])) if shuffle else np.arange(k)
+    pieces = [Slice(int(t), 0, int(counts[t])) for t in order if counts[t] > 0]
+    prefix = [0]
+    for p in pieces:
+        prefix.append(prefix[-1] + p.rows)
+    if uneven == "drop":
+        per_rank = total // world_size
+        lo, hi = rank * per_rank, (rank + 1) * per_rank
+        mine = _cut(pieces, prefix, lo, hi)
+    else:
+        per_rank = -(-total // world_size) if total else 0
+        lo, hi = rank * total // world_size, (rank + 1) * total // world_size
+        mine = _cut(pieces, prefix, lo, hi)
+        missing = per_rank - (hi - lo)
+        while missing > 0:  # repeat the range's own first rows (or the epoch's, if it is empty)
+            source = mine if mine else _cut(pieces, prefix, 0, min(total, per_rank))
+            source_prefix = [0]
+            for s in source:
+                source_prefix.append(source_prefix[-1] + s.rows)
+            extra = _cut(source, source_prefix, 0, min(missing, source_prefix[-1]))
+            mine = mine + extra
+            missing -= sum(s.rows for s in extra)
+    rows = sum(s.rows for s in mine)
+    mine_prefix = [0]
+    for s in mine:
+        mine_prefix.append(mine_prefix[-1] + s.rows)
+    lanes = max(1, min(lanes, rows // max(block_rows, 1) or 1))
+    lane_bounds = [rows * j // lanes for j in range(lanes + 1)]
+    lane_share = max(1, block_rows // lanes)
+    lane_slices = [-(-(lane_bounds[j + 1] - lane_bounds[j]) // lane_share) for j in range(lanes)]
+    rotation = np.random.default_rng([seed, epoch, rank, world_size, 0x1A4E])
+    shifts = [int(rotation.integers(n)) if shuffle and n else 0 for n in lane_slices]
+    blocks: list[tuple[Slice, ...]] = []
+    for b in range(max(lane_slices, default=0)):
+        block: list[Slice] = []
+        for j in range(lanes):
+            if b >= lane_slices[j]:
+                continue
+            k = (b + shifts[j]) % lane_slices[j]  # each lane starts at its own random slice
+            lo_j = lane_bounds[j] + k * lane_share
+            hi_j = min(lane_bounds[j + 1], lo_j + lane_share)
+            block.extend(_cut(mine, mine_prefix, lo_j, hi_j))
+        if block:
+            blocks.append(tuple(block))
+    return EpochPlan(blocks=tuple(blocks), rows=rows, task_order=tuple(int(t) for t in order))
