@@ -19,6 +19,7 @@ Columns = dict[str, np.ndarray]
 """Named numpy arrays of equal length (rows on axis 0)."""
 
 FEATURES = "features"
+TILE_ROWS = 4096
 LABEL = "label"
 
 
@@ -65,8 +66,18 @@ class BatchSpec:
         out: Columns = {}
         if self.features:
             matrix = np.empty((n, len(self.features)), dtype=self.dtype)
-            for j, name in enumerate(self.features):
-                matrix[:, j] = self._numbers(table.column(name), name, where)
+            row = 0
+            for batch in table.to_batches():
+                # per record batch: each column converts without a copy; the transposition into
+                # the row-major matrix runs in tiles that stay in cache
+                columns = [self._numbers(batch.column(name), name, where) for name in self.features]
+                m = batch.num_rows
+                for lo in range(0, m, TILE_ROWS):
+                    hi = min(m, lo + TILE_ROWS)
+                    tile = matrix[row + lo : row + hi]
+                    for j, values in enumerate(columns):
+                        tile[:, j] = values[lo:hi]
+                row += m
             out[FEATURES] = matrix
         if self.label:
             out[LABEL] = self._values(table.column(self.label), self.label, where)
@@ -75,7 +86,7 @@ class BatchSpec:
                 out[name] = self._values(table.column(name), name, where)
         return out
 
-    def _numbers(self, column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+    def _numbers(self, column: pa.Array, name: str, where: str) -> np.ndarray:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -89,7 +100,7 @@ class BatchSpec:
             column = pc.fill_null(column, pa.scalar(self.fill_null).cast(column.type, safe=False))
         if pa.types.is_boolean(column.type):
             column = column.cast(pa.uint8())
-        return column.to_numpy()
+        return np.asarray(column.to_numpy(zero_copy_only=False))
 
     def _values(self, column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
         import pyarrow as pa

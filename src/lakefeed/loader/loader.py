@@ -29,6 +29,8 @@ ROW_INDEX = "__lakefeed_row__"
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
 QUALITY_SAMPLE = 64
+Block = tuple[Columns, "np.ndarray | None"]
+"""A block's arrays and, when shuffled, the order to read its rows in."""
 
 
 @dataclass
@@ -352,32 +354,49 @@ class Loader:
             self._epoch = epoch + 1
             self._start_batch = 0
 
-    def _rebatch(self, blocks: Iterator[Columns], skip_rows: int) -> Iterator[Columns]:
+    def _rebatch(self, blocks: Iterator[Block], skip_rows: int) -> Iterator[Columns]:
+        """Cut the stream of (permuted) blocks into batches of exactly ``batch_size`` rows.
+
+        A shuffled block is not permuted in memory: each batch gathers its rows through the
+        block's permutation, one C-order copy per array, in the consumer's thread.
+        """
         b = self.batch_size
         carry: Columns | None = None
-        for block in blocks:
+        for data, order in blocks:
+            n = len(data[ROW_INDEX])
+            if order is None:
+                order_n = n
+            else:
+                order_n = len(order)
             if skip_rows:
-                n = len(block[ROW_INDEX])
-                if skip_rows >= n:
-                    skip_rows -= n
+                if skip_rows >= order_n:
+                    skip_rows -= order_n
                     continue
-                block = take(block, slice(skip_rows, None))
+                order = order[skip_rows:] if order is not None else np.arange(skip_rows, n)
                 skip_rows = 0
-            n = len(block[ROW_INDEX])
+            rows = order if order is not None else None
+            total = len(rows) if rows is not None else n
+
+            def cut(lo: int, hi: int) -> Columns:
+                if rows is None:
+                    return {k: v[lo:hi] for k, v in data.items()}
+                index = rows[lo:hi]
+                return {k: v[index] for k, v in data.items()}
+
             i = 0
             if carry is not None:
                 need = b - len(carry[ROW_INDEX])
-                carry = concat([carry, take(block, slice(0, need))])
-                i = need
+                carry = concat([carry, cut(0, min(need, total))])
+                i = min(need, total)
                 if len(carry[ROW_INDEX]) < b:
                     continue
                 yield carry
                 carry = None
-            while i + b <= n:
-                yield {k: v[i : i + b] for k, v in block.items()}
+            while i + b <= total:
+                yield cut(i, i + b)
                 i += b
-            if i < n:
-                carry = take(block, slice(i, n))
+            if i < total:
+                carry = {k: np.array(v, copy=True) for k, v in cut(i, total).items()}
         if carry is not None and not self.drop_last:
             yield carry
 
@@ -415,7 +434,7 @@ class Loader:
                 plan = self._plan(0)
                 reader = _BlockReader(self, plan, 0, 0, permute=False)
                 try:
-                    blocks = list(reader.blocks())
+                    blocks = [data for data, _ in reader.blocks()]
                 finally:
                     reader.close()
                 data = concat(blocks) if blocks else {}
@@ -507,7 +526,7 @@ class _BlockReader:
                 self.decoded[task_index] = future
             return future
 
-    def _assemble(self, b: int) -> Columns:
+    def _assemble(self, b: int) -> Block:
         block = self.plan.blocks[b]
         parts = [take(self._future(s.task).result(), slice(s.start, s.stop)) for s in block]
         data = concat(parts)
@@ -520,17 +539,16 @@ class _BlockReader:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))
             data[ROW_INDEX] = row_index
+        data = {k: np.ascontiguousarray(v) for k, v in data.items()}
         if self.permute:
             rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
-            data = take(data, rng.permutation(len(data[ROW_INDEX])))
-        else:
-            data = {k: np.ascontiguousarray(v) for k, v in data.items()}
-        return data
+            return data, rng.permutation(len(data[ROW_INDEX]))
+        return data, None
 
-    def blocks(self) -> Iterator[Columns]:
+    def blocks(self) -> Iterator[Block]:
         n = len(self.plan.blocks)
         depth = max(1, self.loader.prefetch)
-        pending: list[Future[Columns]] = []
+        pending: list[Future[Block]] = []
         nxt = self.first
         while nxt < n and len(pending) < depth:
             for s in self.plan.blocks[nxt]:
