@@ -199,7 +199,8 @@ class Loader:
         self._start_batch = 0
         self._stats = LoaderStats()
         self._cached: Columns | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the cache
+        self._stats_lock = threading.Lock()
 
     # -- sizes ------------------------------------------------------------------------------
 
@@ -513,7 +514,7 @@ class _BlockReader:
         table = task.to_arrow()
         columns = loader._spec.to_numpy(table, f"task {task_index} ({', '.join(task.files[:2])})")
         columns[ROW_INDEX] = np.arange(self.offsets[task_index], self.offsets[task_index] + table.num_rows, dtype=np.int64)
-        with loader._lock:
+        with loader._stats_lock:
             loader._stats.bytes_decoded += table.nbytes
             loader._stats.tasks_decoded += 1
         return columns

@@ -1,0 +1,247 @@
+"""The loader: every row once per epoch, equal batches on every rank, exact resume, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import lakefeed as lf
+from lakefeed.errors import ColumnNotFoundError, ConfigError, ResumeStateError, SchemaError
+
+SIZES = [3_000, 517, 8_200, 1_333, 4_950]  # uneven files
+N = sum(SIZES)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
+    wh = lf.Warehouse(tmp_path_factory.mktemp("loader"))
+    start = 0
+    t = None
+    for size in SIZES:
+        ids = np.arange(start, start + size)
+        data = pa.table(
+            {
+                "id": pa.array(ids, pa.int64()),
+                "x": pa.array(ids * 0.5, pa.float64()),
+                "z": pa.array(ids % 7, pa.int32()),
+                "flag": pa.array(ids % 2 == 0),
+                "y": pa.array(ids % 3, pa.int64()),
+                "name": pa.array([f"n{i}" for i in ids]),
+            }
+        )
+        if t is None:
+            t = wh.create_table("l.sorted", data, properties={"write.parquet.row-group-limit": "1000"})
+        else:
+            t.append(data)
+        start += size
+    assert t is not None
+    return t
+
+
+def _loader(table: lf.Table, **kwargs: object) -> lf.Loader:
+    options: dict[str, object] = {"batch_size": 64, "features": ["x", "z", "flag"], "label": "y", "columns": ["id"]}
+    options.update(kwargs)
+    return lf.Loader(table, target_bytes=20_000, shuffle_buffer=1024, **options)  # type: ignore[arg-type]
+
+
+def _ids(batches: object) -> np.ndarray:
+    return np.concatenate([b["id"] for b in batches]) if batches else np.array([], np.int64)  # type: ignore[attr-defined]
+
+
+def test_batches_hold_the_right_arrays(table: lf.Table) -> None:
+    batch = next(iter(_loader(table)))
+    assert batch["features"].dtype == np.float32
+    assert batch["features"].shape == (64, 3)
+    assert batch["features"].flags["C_CONTIGUOUS"]
+    ids = batch["id"]
+    np.testing.assert_array_equal(batch["features"][:, 0], (ids * 0.5).astype(np.float32))
+    np.testing.assert_array_equal(batch["features"][:, 1], ids % 7)
+    np.testing.assert_array_equal(batch["features"][:, 2], ids % 2 == 0)
+    np.testing.assert_array_equal(batch["label"], ids % 3)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_every_row_exactly_once_per_epoch(table: lf.Table, shuffle: bool) -> None:
+    loader = _loader(table, shuffle=shuffle)
+    assert len(loader._tasks) > 5
+    for _ in range(2):
+        ids = _ids(list(loader))
+        assert len(ids) == N
+        np.testing.assert_array_equal(np.sort(ids), np.arange(N))
+    if not shuffle:  # unshuffled: the scan's own order
+        in_scan_order = np.concatenate([b.column("id").to_numpy() for t in loader._tasks for b in t.read()])
+        np.testing.assert_array_equal(ids, in_scan_order)
+
+
+def test_order_is_a_function_of_seed_and_epoch(table: lf.Table) -> None:
+    a, b = _loader(table, seed=5), _loader(table, seed=5)
+    first = _ids(list(a))
+    np.testing.assert_array_equal(first, _ids(list(b)))
+    second = _ids(list(a))  # the next epoch
+    assert not np.array_equal(first, second)
+    b.set_epoch(1)
+    np.testing.assert_array_equal(second, _ids(list(b)))
+    assert not np.array_equal(first, _ids(list(_loader(table, seed=6))))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+@pytest.mark.parametrize("uneven", ["pad", "drop"])
+def test_ranks_get_equal_batches_and_all_rows(table: lf.Table, world: int, uneven: str) -> None:
+    loaders = [_loader(table, rank=r, world_size=world, uneven=uneven, seed=2) for r in range(world)]
+    per_rank = [_ids(list(loader)) for loader in loaders]
+    batches = [len(loader) for loader in loaders]
+    assert len(set(batches)) == 1, batches
+    assert len({len(ids) for ids in per_rank}) == 1
+    everything = np.concatenate(per_rank)
+    if uneven == "drop":
+        assert len(everything) == (N // world) * world
+        assert len(np.unique(everything)) == len(everything), "a row was read twice"
+    else:
+        assert len(everything) == -(-N // world) * world
+        np.testing.assert_array_equal(np.unique(everything), np.arange(N))  # no row lost
+        assert len(everything) - N < world  # only the padding repeats
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"rank": 1, "world_size": 3}, {"cache": "memory"}, {"shuffle": False}])
+def test_resume_after_any_batch_is_exact(table: lf.Table, kwargs: dict[str, object]) -> None:
+    full = list(_loader(table, seed=9, **kwargs))
+    for k in (0, 1, 17, len(full) - 2):
+        loader = _loader(table, seed=9, **kwargs)
+        iterator = iter(loader)
+        for _ in range(k + 1):
+            next(iterator)
+        state = loader.state_dict()
+        resumed = _loader(table, seed=9, **kwargs)
+        resumed.load_state_dict(state)
+        tail = list(resumed)
+        assert len(tail) == len(full) - (k + 1)
+        for got, want in zip(tail, full[k + 1 :], strict=True):
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_resume_across_epochs(table: lf.Table) -> None:
+    loader = _loader(table, seed=1)
+    list(loader)
+    state = loader.state_dict()
+    assert state["epoch"] == 1
+    assert state["batch"] == 0
+    other = _loader(table, seed=1)
+    other.load_state_dict(state)
+    np.testing.assert_array_equal(_ids(list(other)), _ids(list(loader)))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"seed": 2}, "seed"), ({"batch_size": 32}, "batch_size"), ({"rank": 1, "world_size": 2}, "rank")],
+)
+def test_state_from_another_configuration_is_refused(table: lf.Table, change: dict[str, object], named: str) -> None:
+    state = _loader(table).state_dict()
+    with pytest.raises(ResumeStateError, match=named):
+        _loader(table, **change).load_state_dict(state)
+    with pytest.raises(ResumeStateError, match="not a lakefeed loader state"):
+        _loader(table).load_state_dict({"epoch": 3})
+
+
+def test_state_from_another_snapshot_is_refused(tmp_path: Path) -> None:
+    t = lf.Warehouse(tmp_path).create_table("l.s", pa.table({"x": [1.0, 2.0]}))
+    state = lf.Loader(t, batch_size=1, features=["x"]).state_dict()
+    t.append(pa.table({"x": [3.0]}))
+    with pytest.raises(ResumeStateError, match="snapshot_id"):
+        lf.Loader(t, batch_size=1, features=["x"]).load_state_dict(state)
+
+
+def test_shuffle_quality_on_a_sorted_table(table: lf.Table) -> None:
+    from scipy.stats import spearmanr
+
+    streaming = lf.Loader(table, batch_size=64, features=["x"], columns=["id"], seed=0)
+    ids = _ids(list(streaming))
+    rho = spearmanr(ids, np.arange(len(ids))).statistic
+    assert abs(rho) < 0.05, rho
+    reported = streaming.stats()["shuffle_spearman"]
+    assert reported is not None
+    assert abs(reported - rho) < 0.05
+    cached = lf.Loader(table, batch_size=64, features=["x"], columns=["id"], seed=0, cache="memory")
+    list(cached)
+    ids = _ids(list(cached))
+    assert abs(spearmanr(ids, np.arange(len(ids))).statistic) < 0.01
+
+
+def test_drop_last(table: lf.Table) -> None:
+    loader = _loader(table, drop_last=True)
+    sizes = [len(b["id"]) for b in loader]
+    assert set(sizes) == {64}
+    assert len(sizes) == N // 64 == len(loader)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"features": ["nope"]}, ColumnNotFoundError, "nope"),
+        ({"features": ["name"]}, SchemaError, "not a number"),
+        ({"batch_size": 0}, ConfigError, "positive"),
+        ({"rank": 2, "world_size": 2}, ConfigError, "rank must be"),
+        ({"uneven": "wrap"}, ConfigError, "pad"),
+        ({"cache": "ram"}, ConfigError, "cache"),
+    ],
+)
+def test_bad_arguments(table: lf.Table, kwargs: dict[str, object], error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        _loader(table, **kwargs)
+
+
+def test_empty_table_yields_nothing(tmp_path: Path) -> None:
+    t = lf.Warehouse(tmp_path).create_table("l.e", pa.schema([("x", pa.float64())]))
+    loader = lf.Loader(t, batch_size=8, features=["x"])
+    assert list(loader) == []
+    assert len(loader) == 0
+    filtered = lf.Loader(
+        lf.Warehouse(tmp_path).create_table("l.f", pa.table({"x": [1.0]})), batch_size=8, features=["x"],
+        filter=lf.col("x") > 5.0,
+    )
+    assert list(filtered) == []
+
+
+def test_nulls_in_features(tmp_path: Path) -> None:
+    t = lf.Warehouse(tmp_path).create_table("l.n", pa.table({"x": [1.0, None, 3.0]}))
+    with pytest.raises(SchemaError, match="feature 'x' has 1 null"):
+        list(lf.Loader(t, batch_size=8, features=["x"]))
+    batch = next(iter(lf.Loader(t, batch_size=8, features=["x"], fill_null=0.0, shuffle=False)))
+    np.testing.assert_array_equal(batch["features"][:, 0], [1.0, 0.0, 3.0])
+
+
+def test_filter_and_strings_pass_through(table: lf.Table) -> None:
+    loader = _loader(table, filter=lf.col("z") == 3, columns=["id", "name"])
+    rows = list(loader)
+    ids = _ids(rows)
+    np.testing.assert_array_equal(np.sort(ids), np.arange(N)[np.arange(N) % 7 == 3])
+    names = np.concatenate([b["name"] for b in rows])
+    assert [f"n{i}" for i in ids[:5]] == list(names[:5])
+
+
+def test_a_file_removed_during_the_epoch(tmp_path: Path) -> None:
+    wh = lf.Warehouse(tmp_path)
+    t = wh.create_table("l.gone", pa.table({"x": np.arange(5000, dtype=np.float64)}))
+    for i in range(3):
+        t.append(pa.table({"x": np.arange(5000, dtype=np.float64) + i}))
+    loader = lf.Loader(
+        t, batch_size=100, features=["x"], shuffle=False, target_bytes=10_000, shuffle_buffer=500, prefetch=1
+    )
+    iterator = iter(loader)
+    next(iterator)
+    Path(loader._tasks[-1].files[0]).unlink()
+    with pytest.raises(lf.errors.DataFileNotFoundError):
+        list(iterator)
+
+
+def test_stats(table: lf.Table) -> None:
+    loader = _loader(table)
+    list(loader)
+    stats = loader.stats()
+    assert stats["rows"] == N
+    assert stats["batches"] == len(loader)
+    assert stats["bytes_decoded"] > 0
+    assert stats["rows_per_second"] > 0
