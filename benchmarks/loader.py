@@ -168,8 +168,22 @@ def main() -> None:
     for batch in args.batch:
         results: dict[str, dict[str, object]] = {}
         for name in names:
-            cmd = [sys.executable, __file__, "--rows", str(args.rows), "--columns", str(args.columns), "--files",
-                   str(args.files), "--batch", str(batch), "--limit", str(args.limit), "--run", name]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--rows",
+                str(args.rows),
+                "--columns",
+                str(args.columns),
+                "--files",
+                str(args.files),
+                "--batch",
+                str(batch),
+                "--limit",
+                str(args.limit),
+                "--run",
+                name,
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 results[name] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}

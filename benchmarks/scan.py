@@ -108,6 +108,7 @@ def main() -> None:
         f"iceberg: {len(files)} files, {sum(os.path.getsize(f) for f in files) / 2**20:,.0f} MiB on disk, "
         f"{sum(p.estimated_bytes for p in decoded) / 2**20:,.0f} MiB decoded (estimated)"
     )
+
     def lakefeed_cold() -> pa.Table:
         from lakefeed.tables import iceberg, planning
 

@@ -199,7 +199,9 @@ def test_empty_table_yields_nothing(tmp_path: Path) -> None:
     assert list(loader) == []
     assert len(loader) == 0
     filtered = lf.Loader(
-        lf.Warehouse(tmp_path).create_table("l.f", pa.table({"x": [1.0]})), batch_size=8, features=["x"],
+        lf.Warehouse(tmp_path).create_table("l.f", pa.table({"x": [1.0]})),
+        batch_size=8,
+        features=["x"],
         filter=lf.col("x") > 5.0,
     )
     assert list(filtered) == []

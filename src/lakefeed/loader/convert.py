@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class BatchSpec:
 
     @property
     def read_columns(self) -> list[str]:
+        """Every column a batch needs, each once."""
         names = [*self.features, *([self.label] if self.label else []), *self.columns]
         return list(dict.fromkeys(names))
 
@@ -54,7 +55,7 @@ class BatchSpec:
                     "(a transform, or pass it in columns=[...] to receive it as it is)"
                 )
                 raise SchemaError(msg)
-        for name in [*(self.label and [self.label] or []), *self.columns]:
+        for name in [*([self.label] if self.label else []), *self.columns]:
             t = schema.field(name).type
             if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t) or pa.types.is_struct(t):
                 msg = f"loader over {table}: column {name!r} is {t}; variable-length columns are not supported yet"
@@ -86,7 +87,7 @@ class BatchSpec:
                 out[name] = self._values(table.column(name), name, where)
         return out
 
-    def _numbers(self, column: pa.Array, name: str, where: str) -> np.ndarray:
+    def _numbers(self, column: Any, name: str, where: str) -> np.ndarray:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -102,7 +103,7 @@ class BatchSpec:
             column = column.cast(pa.uint8())
         return np.asarray(column.to_numpy(zero_copy_only=False))
 
-    def _values(self, column: pa.ChunkedArray, name: str, where: str) -> np.ndarray:
+    def _values(self, column: Any, name: str, where: str) -> np.ndarray:
         import pyarrow as pa
 
         t = column.type
@@ -137,5 +138,3 @@ def concat(parts: Sequence[Columns]) -> Columns:
 def nbytes(columns: Columns) -> int:
     """Bytes held by the arrays (object arrays count their pointers only)."""
     return int(sum(v.nbytes for v in columns.values()))
-
-

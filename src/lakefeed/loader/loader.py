@@ -50,6 +50,7 @@ class LoaderStats:
 
     @property
     def rows_per_second(self) -> float:
+        """Rows yielded per second since the epoch started."""
         elapsed = time.perf_counter() - self.started
         return self.rows / elapsed if elapsed > 0 else 0.0
 
@@ -76,7 +77,8 @@ def _detect_rank_world(rank: int | None, world_size: int | None) -> tuple[int, i
         return rank, world_size
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
-        return (dist.get_rank() if rank is None else rank), (dist.get_world_size() if world_size is None else world_size)
+        r = dist.get_rank() if rank is None else rank
+        return r, (dist.get_world_size() if world_size is None else world_size)
     env_rank, env_world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
     r = rank if rank is not None else int(env_rank) if env_rank else 0
     w = world_size if world_size is not None else int(env_world) if env_world else 1
@@ -216,8 +218,12 @@ class Loader:
             self._counts = [t.num_rows for t in self._tasks]
             return self._counts
         narrow = self.scan.table.scan(columns=[], filter=self.scan.filter, snapshot=self.scan.snapshot_id)
+
+        def count(task: ScanTask) -> int:
+            return sum(b.num_rows for b in ScanTask(task.parts, narrow.plan).read())
+
         with ThreadPoolExecutor(self.num_threads, thread_name_prefix="lakefeed-count") as pool:
-            counts = list(pool.map(lambda t: sum(b.num_rows for b in ScanTask(t.parts, narrow.plan).read()), self._tasks))
+            counts = list(pool.map(count, self._tasks))
         self._counts = counts
         return counts
 
@@ -293,7 +299,12 @@ class Loader:
             >>> loader.state_dict()["batch"]
             1
         """
-        return {"version": STATE_VERSION, "epoch": self._epoch, "batch": self._start_batch, "config": self._fingerprint()}
+        return {
+            "version": STATE_VERSION,
+            "epoch": self._epoch,
+            "batch": self._start_batch,
+            "config": self._fingerprint(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume where ``state`` was taken: the next iteration yields the batches that would have followed.
@@ -365,20 +376,16 @@ class Loader:
         carry: Columns | None = None
         for data, order in blocks:
             n = len(data[ROW_INDEX])
-            if order is None:
-                order_n = n
-            else:
-                order_n = len(order)
+            order_n = n if order is None else len(order)
             if skip_rows:
                 if skip_rows >= order_n:
                     skip_rows -= order_n
                     continue
                 order = order[skip_rows:] if order is not None else np.arange(skip_rows, n)
                 skip_rows = 0
-            rows = order if order is not None else None
-            total = len(rows) if rows is not None else n
+            total = len(order) if order is not None else n
 
-            def cut(lo: int, hi: int) -> Columns:
+            def cut(lo: int, hi: int, data: Columns = data, rows: np.ndarray | None = order) -> Columns:
                 if rows is None:
                     return {k: v[lo:hi] for k, v in data.items()}
                 index = rows[lo:hi]
@@ -513,7 +520,8 @@ class _BlockReader:
         task = loader._tasks[task_index]
         table = task.to_arrow()
         columns = loader._spec.to_numpy(table, f"task {task_index} ({', '.join(task.files[:2])})")
-        columns[ROW_INDEX] = np.arange(self.offsets[task_index], self.offsets[task_index] + table.num_rows, dtype=np.int64)
+        first = self.offsets[task_index]
+        columns[ROW_INDEX] = np.arange(first, first + table.num_rows, dtype=np.int64)
         with loader._stats_lock:
             loader._stats.bytes_decoded += table.nbytes
             loader._stats.tasks_decoded += 1

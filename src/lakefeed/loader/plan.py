@@ -41,6 +41,7 @@ class Slice:
 
     @property
     def rows(self) -> int:
+        """Rows in the slice."""
         return self.stop - self.start
 
 
@@ -54,6 +55,7 @@ class EpochPlan:
     task_order: tuple[int, ...]
 
     def block_rows(self, b: int) -> int:
+        """Rows in block ``b``."""
         return sum(s.rows for s in self.blocks[b])
 
 
@@ -74,7 +76,7 @@ def decorrelated_order(k: int, rng: np.random.Generator, *, tries: int = 64) -> 
 
     Example:
         >>> order = decorrelated_order(16, np.random.default_rng(0))
-        >>> sorted(order.tolist()) == list(range(16)), abs(np.corrcoef(np.arange(16), order)[0, 1]) < 0.1
+        >>> sorted(order.tolist()) == list(range(16)), bool(abs(np.corrcoef(np.arange(16), order)[0, 1]) < 0.1)
         (True, True)
     """
     if k <= 2:
@@ -130,7 +132,7 @@ def plan_epoch(
     k = len(counts)
     total = int(sum(counts))
     order = decorrelated_order(k, np.random.default_rng([seed, epoch, 0x5EED])) if shuffle else np.arange(k)
-    pieces = [Slice(int(t), 0, int(counts[t])) for t in order if counts[t] > 0]
+    pieces = [Slice(int(t), 0, int(counts[int(t)])) for t in order if counts[int(t)] > 0]
     prefix = [0]
     for p in pieces:
         prefix.append(prefix[-1] + p.rows)
