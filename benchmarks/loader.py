@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -61,6 +62,7 @@ def lakefeed_stream(folder: Path, batch: int, features: list[str], cache: str | 
     if cache:
         for _ in loader:  # the first epoch fills the cache; the measured epoch is the next one
             pass
+        yield None  # tells run_one to start the clock here
     yield from ((b["features"], b["label"]) for b in loader)
 
 
@@ -133,7 +135,11 @@ def run_one(name: str, folder: Path, batch: int, columns: int, limit_s: float) -
     t0 = time.perf_counter()
     rows = 0
     first = None
-    for x, _ in CONTENDERS[name](folder, batch, features):  # type: ignore[misc]
+    for item in CONTENDERS[name](folder, batch, features):
+        if item is None:  # end of an untimed warm-up
+            t0 = time.perf_counter()
+            continue
+        x, _ = item  # type: ignore[misc]
         if first is None:
             first = time.perf_counter() - t0
         rows += len(x)  # type: ignore[arg-type]
@@ -152,6 +158,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per contender at most (slow ones)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (contenders interleaved); medians reported")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     folder = generate(args.rows, args.columns, args.files)
@@ -166,40 +173,48 @@ def main() -> None:
     )
     names = args.only or list(CONTENDERS)
     for batch in args.batch:
-        results: dict[str, dict[str, object]] = {}
-        for name in names:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--rows",
-                str(args.rows),
-                "--columns",
-                str(args.columns),
-                "--files",
-                str(args.files),
-                "--batch",
-                str(batch),
-                "--limit",
-                str(args.limit),
-                "--run",
-                name,
-            ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                results[name] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
-                continue
-            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"\nbatch {batch}")
+        runs: dict[str, list[dict[str, object]]] = {name: [] for name in names}
+        for _ in range(args.repeat):
+            for name in names:
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--rows",
+                    str(args.rows),
+                    "--columns",
+                    str(args.columns),
+                    "--files",
+                    str(args.files),
+                    "--batch",
+                    str(batch),
+                    "--limit",
+                    str(args.limit),
+                    "--run",
+                    name,
+                ]
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    lines = proc.stderr.strip().splitlines()
+                    runs[name].append({"error": lines[-1] if lines else "failed"})
+                    continue
+                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"\nbatch {batch} (median of {args.repeat} interleaved runs, each in its own process)")
         print(f"{'contender':<28}{'rows/s':>12}{'first batch':>13}{'peak RSS':>11}   lakefeed streaming is")
-        base = results.get("lakefeed streaming", {})
-        base_rate = base["rows"] / base["seconds"] if "rows" in base else None  # type: ignore[operator]
-        for name, r in results.items():
-            if "error" in r:
-                print(f"{name:<28}{'skipped: ' + str(r['error'])[:70]}")
+        rates = {
+            n: statistics.median(r["rows"] / r["seconds"] for r in rs)
+            for n, rs in runs.items()  # type: ignore[operator]
+            if rs and all("error" not in r for r in rs)
+        }
+        base_rate = rates.get("lakefeed streaming")
+        for name, rs in runs.items():
+            if name not in rates:
+                errors = [str(r.get("error")) for r in rs if "error" in r]
+                print(f"{name:<28}skipped: {errors[0][:80] if errors else 'no run'}")
                 continue
-            rate = r["rows"] / r["seconds"]  # type: ignore[operator]
-            ratio = f"{base_rate / rate:.2f}x" if base_rate and name != "lakefeed streaming" else ""
-            print(f"{name:<28}{rate:>12,.0f}{r['first_batch_s']:>12.3f}s{r['peak_rss'] / 2**20:>8,.0f} MiB   {ratio}")  # type: ignore[operator]
+            first = statistics.median(float(r["first_batch_s"]) for r in rs)  # type: ignore[arg-type]
+            peak = max(float(r["peak_rss"]) for r in rs)  # type: ignore[arg-type]
+            ratio = f"{base_rate / rates[name]:.2f}x" if base_rate and name != "lakefeed streaming" else ""
+            print(f"{name:<28}{rates[name]:>12,.0f}{first:>12.3f}s{peak / 2**20:>8,.0f} MiB   {ratio}")
 
 
 if __name__ == "__main__":

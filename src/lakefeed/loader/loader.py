@@ -28,7 +28,9 @@ STATE_VERSION = 1
 ROW_INDEX = "__lakefeed_row__"
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
-QUALITY_SAMPLE = 64
+QUALITY_SAMPLE = 64  # rows per sampled batch
+QUALITY_EVERY = 4  # sample every 4th batch
+QUALITY_BATCHES = 4096
 Block = tuple[Columns, "np.ndarray | None"]
 """A block's arrays and, when shuffled, the order to read its rows in."""
 
@@ -183,6 +185,9 @@ class Loader:
         self.num_threads = num_threads or max(2, os.cpu_count() or 2)
         self.prefetch = prefetch if prefetch is not None else 2
         feature_names = list(features or [])
+        if not feature_names and label is None and not columns:
+            msg = "the loader needs something to yield: features=[...], label=... or columns=[...]"
+            raise ConfigError(msg)
         self._spec = BatchSpec(tuple(feature_names), label, tuple(columns or []), dtype=dtype, fill_null=fill_null)
         self.scan = _resolve_scan(source, self._spec.read_columns, filter)
         self._spec.validate(self.scan.schema, self.scan.table.name)
@@ -335,76 +340,82 @@ class Loader:
         self._stats = LoaderStats(epoch=epoch)
         batches = self._cached_batches(epoch, start) if self.cache else self._streamed_batches(epoch, start)
         index = start
-        sample: list[np.ndarray] = []
-        positions: list[np.ndarray] = []
+        sampled: list[tuple[int, np.ndarray]] = []  # (batch index, every k-th row's table position)
+        stats = self._stats
         try:
             last = time.perf_counter()
             for batch in batches:
                 if index >= n_batches:
                     break
-                row_index = batch.pop(ROW_INDEX)
-                if len(sample) < 4096:
-                    step = max(1, len(row_index) // QUALITY_SAMPLE)
-                    sample.append(row_index[::step])
-                    positions.append(np.arange(index * self.batch_size, index * self.batch_size + len(row_index), step))
+                row_index = batch.pop(ROW_INDEX, None)
+                if row_index is not None and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
+                    sampled.append((index, row_index[:: max(1, len(row_index) // QUALITY_SAMPLE)]))
                 now = time.perf_counter()
-                self._stats.seconds_waiting_for_data += now - last
+                stats.seconds_waiting_for_data += now - last
                 index += 1
                 self._start_batch = index
-                self._stats.batches += 1
-                self._stats.rows += len(row_index)
+                stats.batches += 1
+                stats.rows += len(next(iter(batch.values()))) if batch else 0
                 yield batch
                 last = time.perf_counter()
-                self._stats.seconds_in_consumer += last - now
+                stats.seconds_in_consumer += last - now
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
-            if sample:
-                self._stats.shuffle_spearman = _spearman(np.concatenate(positions), np.concatenate(sample))
+            if sampled:
+                stats.shuffle_spearman = self._quality(sampled)
         if index >= n_batches:
             self._epoch = epoch + 1
             self._start_batch = 0
 
-    def _rebatch(self, blocks: Iterator[Block], skip_rows: int) -> Iterator[Columns]:
+    def _quality(self, sampled: list[tuple[int, np.ndarray]]) -> float | None:
+        b = self.batch_size
+        positions = np.concatenate([i * b + np.arange(len(rows)) * max(1, b // QUALITY_SAMPLE) for i, rows in sampled])
+        return _spearman(positions, np.concatenate([rows for _, rows in sampled]))
+
+    def _rebatch(self, blocks: Iterator[Block], skip_rows: int, first_batch: int) -> Iterator[Columns]:
         """Cut the stream of (permuted) blocks into batches of exactly ``batch_size`` rows.
 
         A shuffled block is not permuted in memory: each batch gathers its rows through the
-        block's permutation, one C-order copy per array, in the consumer's thread.
+        block's permutation, one C-order copy per array. The rows' table positions (for the
+        shuffle-quality statistic) are gathered only for the batches that are sampled.
         """
         b = self.batch_size
         carry: Columns | None = None
+        batch_no = first_batch
         for data, order in blocks:
-            n = len(data[ROW_INDEX])
-            order_n = n if order is None else len(order)
+            total = len(data[ROW_INDEX]) if order is None else len(order)
+            lo = 0
             if skip_rows:
-                if skip_rows >= order_n:
-                    skip_rows -= order_n
+                if skip_rows >= total:
+                    skip_rows -= total
                     continue
-                order = order[skip_rows:] if order is not None else np.arange(skip_rows, n)
-                skip_rows = 0
-            total = len(order) if order is not None else n
+                lo, skip_rows = skip_rows, 0
+            keys = [k for k in data if k != ROW_INDEX]
 
-            def cut(lo: int, hi: int, data: Columns = data, rows: np.ndarray | None = order) -> Columns:
+            def cut(i: int, j: int, index: bool, data: Columns = data, rows: np.ndarray | None = order) -> Columns:
+                names = [*keys, ROW_INDEX] if index else keys
                 if rows is None:
-                    return {k: v[lo:hi] for k, v in data.items()}
-                index = rows[lo:hi]
-                return {k: v[index] for k, v in data.items()}
+                    return {k: data[k][i:j] for k in names}
+                picked = rows[i:j]
+                return {k: data[k][picked] for k in names}
 
-            i = 0
             if carry is not None:
-                need = b - len(carry[ROW_INDEX])
-                carry = concat([carry, cut(0, min(need, total))])
-                i = min(need, total)
+                need = min(b - len(carry[ROW_INDEX]), total - lo)
+                carry = concat([carry, cut(lo, lo + need, True)])
+                lo += need
                 if len(carry[ROW_INDEX]) < b:
                     continue
                 yield carry
+                batch_no += 1
                 carry = None
-            while i + b <= total:
-                yield cut(i, i + b)
-                i += b
-            if i < total:
-                carry = {k: np.array(v, copy=True) for k, v in cut(i, total).items()}
+            while lo + b <= total:
+                yield cut(lo, lo + b, batch_no % QUALITY_EVERY == 0)
+                batch_no += 1
+                lo += b
+            if lo < total:
+                carry = {k: np.array(v, copy=True) for k, v in cut(lo, total, True).items()}
         if carry is not None and not self.drop_last:
             yield carry
 
@@ -418,7 +429,8 @@ class Loader:
         first = max(0, bisect.bisect_right(prefix, start_row) - 1) if plan.blocks else 0
         reader = _BlockReader(self, plan, epoch, first)
         try:
-            yield from self._rebatch(reader.blocks(), start_row - prefix[first] if plan.blocks else 0)
+            skip = start_row - prefix[first] if plan.blocks else 0
+            yield from self._rebatch(reader.blocks(), skip, start_batch)
         finally:
             reader.close()
 
@@ -550,6 +562,7 @@ class _BlockReader:
             data[ROW_INDEX] = row_index
         data = {k: np.ascontiguousarray(v) for k, v in data.items()}
         if self.permute:
+            # not permuted in memory (a second full copy): each batch gathers its rows by this order
             rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
             return data, rng.permutation(len(data[ROW_INDEX]))
         return data, None
