@@ -28,6 +28,8 @@ STATE_VERSION = 1
 ROW_INDEX = "__lakefeed_row__"
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
+DEFAULT_MEMORY_BUDGET = 512 << 20
+MAX_LANES = 16
 QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
@@ -156,6 +158,7 @@ class Loader:
         dtype: str = "float32",
         fill_null: float | None = None,
         target_bytes: int | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             msg = f"batch_size must be a positive int, got {batch_size!r}"
@@ -200,7 +203,16 @@ class Loader:
             msg = f"shuffle_buffer must be a positive number of rows, got {shuffle_buffer!r}"
             raise ConfigError(msg)
         self.block_rows = -(-block // batch_size) * batch_size
-        self.lanes = 16 if shuffle else 1
+        # Each lane keeps one decoded task open: the budget decides how many lanes (how far
+        # apart the rows of one block come from), next to the blocks in flight.
+        if memory_budget <= 0:
+            msg = f"memory_budget must be a positive number of bytes, got {memory_budget!r}"
+            raise ConfigError(msg)
+        largest_task = max((t.estimated_bytes for t in self._tasks), default=0) or 1
+        block_bytes = self.block_rows * row_bytes * (self.prefetch + 2)
+        room = max(0, memory_budget - block_bytes)
+        self.lanes = max(1, min(MAX_LANES, room // (2 * largest_task))) if shuffle else 1
+        self.memory_budget = memory_budget
         self._counts: list[int] | None = None
         self._epoch = 0
         self._start_batch = 0
@@ -478,6 +490,13 @@ class Loader:
         )
 
 
+def _release_arrow_memory() -> None:
+    """Hand memory Arrow freed back to the system, so the loader's RSS follows what it holds."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 3:
         return None
@@ -532,10 +551,14 @@ class _BlockReader:
         task = loader._tasks[task_index]
         table = task.to_arrow()
         columns = loader._spec.to_numpy(table, f"task {task_index} ({', '.join(task.files[:2])})")
+        decoded_bytes = table.nbytes
+        del table
+        _release_arrow_memory()
         first = self.offsets[task_index]
-        columns[ROW_INDEX] = np.arange(first, first + table.num_rows, dtype=np.int64)
+        rows = len(next(iter(columns.values())))
+        columns[ROW_INDEX] = np.arange(first, first + rows, dtype=np.int64)
         with loader._stats_lock:
-            loader._stats.bytes_decoded += table.nbytes
+            loader._stats.bytes_decoded += decoded_bytes
             loader._stats.tasks_decoded += 1
         return columns
 
