@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-GUIDES = ["tables.md"]
+GUIDES = ["tables.md", "loader.md"]
 
 
 def _blocks(text: str) -> list[str]:
@@ -25,7 +25,8 @@ def test_guide_runs(guide: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     ran = 0
     for block in _blocks((DOCS / guide).read_text()):
         needs = re.findall(r"^# needs: (\w+)", block, flags=re.M)
-        if any(importlib.util.find_spec({"paimon": "pypaimon", "delta": "deltalake"}[n]) is None for n in needs):
+        modules = {"paimon": "pypaimon", "delta": "deltalake", "torch": "torch"}
+        if any(importlib.util.find_spec(modules[n]) is None for n in needs):
             continue
         if "delta://" in block and importlib.util.find_spec("deltalake") is None:
             continue

@@ -406,7 +406,14 @@ class Loader:
                 lo, skip_rows = skip_rows, 0
             keys = [k for k in data if k != ROW_INDEX]
 
-            def cut(i: int, j: int, index: bool, data: Columns = data, rows: np.ndarray | None = order) -> Columns:
+            def cut(
+                i: int,
+                j: int,
+                index: bool,
+                data: Columns = data,
+                rows: np.ndarray | None = order,
+                keys: list[str] = keys,
+            ) -> Columns:
                 names = [*keys, ROW_INDEX] if index else keys
                 if rows is None:
                     return {k: data[k][i:j] for k in names}
