@@ -247,3 +247,15 @@ def test_stats(table: lf.Table) -> None:
     assert stats["batches"] == len(loader)
     assert stats["bytes_decoded"] > 0
     assert stats["rows_per_second"] > 0
+
+
+def test_a_new_iteration_restarts_the_epoch_unless_a_state_was_loaded(table: lf.Table) -> None:
+    loader = _loader(table, seed=4)
+    full = _ids(list(_loader(table, seed=4)))
+    it = iter(loader)
+    next(it)
+    next(it)
+    state = loader.state_dict()
+    np.testing.assert_array_equal(_ids(list(loader)), full)  # broke off: the epoch starts over
+    loader.load_state_dict(state)
+    np.testing.assert_array_equal(_ids(list(loader)), full[128:])

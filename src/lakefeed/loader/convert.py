@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,26 +63,48 @@ class BatchSpec:
 
     def to_numpy(self, table: pa.Table, where: str) -> Columns:
         """Convert one decoded task (all rows) to the batch layout."""
-        n = table.num_rows
-        out: Columns = {}
-        if self.features:
-            matrix = np.empty((n, len(self.features)), dtype=self.dtype)
-            row = 0
-            for batch in table.to_batches():
-                # per record batch each column converts without a copy; the transposition into
-                # the row-major matrix runs in chunks that stay in cache
+        return self.from_batches(table.to_batches(), where, rows=table.num_rows)
+
+    def from_batches(self, batches: Iterable[pa.RecordBatch], where: str, *, rows: int | None = None) -> Columns:
+        """Convert record batches as they arrive (no whole Arrow table is held).
+
+        With ``rows`` known the feature matrix is filled in place; otherwise each batch is
+        converted on its own and the pieces are stacked at the end.
+        """
+        if rows is None:
+            pieces = [self.from_batches([b], where, rows=b.num_rows) for b in batches]
+            if not pieces:
+                return self.from_batches([], where, rows=0)
+            return concat(pieces) if len(pieces) > 1 else pieces[0]
+        matrix = np.empty((rows, len(self.features)), dtype=self.dtype) if self.features else None
+        others: dict[str, list[np.ndarray]] = {n: [] for n in [*([self.label] if self.label else []), *self.columns]}
+        row = 0
+        for batch in batches:
+            m = batch.num_rows
+            if row + m > rows:
+                msg = f"{where}: more rows than the {rows} planned; the table changed while it was read"
+                raise SchemaError(msg)
+            if matrix is not None:
+                # each column converts without a copy; the transposition into the row-major
+                # matrix runs in chunks that stay in cache
                 columns = [self._numbers(batch.column(name), name, where) for name in self.features]
-                m = batch.num_rows
                 for lo in range(0, m, TILE_ROWS):
                     hi = min(m, lo + TILE_ROWS)
                     np.stack([c[lo:hi] for c in columns], axis=1, out=matrix[row + lo : row + hi], casting="unsafe")
-                row += m
-            out[FEATURES] = matrix
-        if self.label:
-            out[LABEL] = self._values(table.column(self.label), self.label, where)
-        for name in self.columns:
-            if name not in out:
-                out[name] = self._values(table.column(name), name, where)
+            for name, parts in others.items():
+                parts.append(self._values(batch.column(name), name, where))
+            row += m
+        out: Columns = {}
+        if matrix is not None:
+            out[FEATURES] = matrix[:row]
+        for name, parts in others.items():
+            key = LABEL if name == self.label and name not in self.columns else name
+            if parts:
+                out[key] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            else:
+                out[key] = np.empty((0,))
+        if self.label and self.label in self.columns:
+            out[LABEL] = out[self.label]
         return out
 
     def _numbers(self, column: Any, name: str, where: str) -> np.ndarray:

@@ -20,6 +20,8 @@ from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.tables.base import Scan, ScanTask, Table
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lakefeed.frameworks.torch import TorchBatches
 
 __all__ = ["Loader", "LoaderStats"]
@@ -216,6 +218,7 @@ class Loader:
         self._counts: list[int] | None = None
         self._epoch = 0
         self._start_batch = 0
+        self._resume_pending = False
         self._stats = LoaderStats()
         self._cached: Columns | None = None
         self._lock = threading.Lock()  # guards the cache
@@ -282,6 +285,7 @@ class Loader:
             raise ConfigError(msg)
         self._epoch = int(epoch)
         self._start_batch = 0
+        self._resume_pending = False
 
     def _fingerprint(self) -> dict[str, Any]:
         return {
@@ -339,6 +343,7 @@ class Loader:
             raise ResumeStateError(msg)
         self._epoch = int(state["epoch"])
         self._start_batch = int(state["batch"])
+        self._resume_pending = True
 
     def stats(self) -> dict[str, float | int | None]:
         """Rows/s, batches, bytes decoded, time waiting on data vs in the consumer, and shuffle quality."""
@@ -347,7 +352,11 @@ class Loader:
     # -- iteration ---------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Columns]:
-        epoch, start = self._epoch, self._start_batch
+        # A new iteration starts the current epoch from its first batch, unless a state was just
+        # loaded: then it continues right after the batch the state was taken at.
+        epoch = self._epoch
+        start = self._start_batch if self._resume_pending else 0
+        self._resume_pending = False
         n_batches = len(self)
         self._stats = LoaderStats(epoch=epoch)
         batches = self._cached_batches(epoch, start) if self.cache else self._streamed_batches(epoch, start)
@@ -556,10 +565,17 @@ class _BlockReader:
     def _decode(self, task_index: int) -> Columns:
         loader = self.loader
         task = loader._tasks[task_index]
-        table = task.to_arrow()
-        columns = loader._spec.to_numpy(table, f"task {task_index} ({', '.join(task.files[:2])})")
-        decoded_bytes = table.nbytes
-        del table
+        where = f"task {task_index} ({', '.join(task.files[:2])})"
+        decoded_bytes = 0
+
+        def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            nonlocal decoded_bytes
+            for batch in batches:
+                decoded_bytes += batch.nbytes
+                yield batch
+
+        rows = loader._task_counts()[task_index]
+        columns = loader._spec.from_batches(counted(task.read()), where, rows=rows)
         _release_arrow_memory()
         first = self.offsets[task_index]
         rows = len(next(iter(columns.values())))
