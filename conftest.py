@@ -8,11 +8,12 @@ _NEEDS = {
     "lakefeed.tables.paimon": "paimon",
     "lakefeed.tables.delta": "delta",
     "lakefeed.tables.create_table": "delta",
+    "lakefeed.frameworks.torch": "torch",
 }
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Add the ``paimon``/``delta`` marker to doctests of modules that need those libraries."""
+    """Add the ``paimon``/``delta``/``torch`` marker to doctests of modules that need those libraries."""
     for item in items:
         if not isinstance(item, pytest.DoctestItem):
             continue

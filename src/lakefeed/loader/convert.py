@@ -13,7 +13,7 @@ from lakefeed.errors import ColumnNotFoundError, SchemaError, UnsupportedOperati
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["BatchSpec", "Columns", "concat", "nbytes", "take"]
+__all__ = ["BatchSpec", "Columns", "concat", "take"]
 
 Columns = dict[str, np.ndarray]
 """Named numpy arrays of equal length (rows on axis 0)."""
@@ -60,10 +60,6 @@ class BatchSpec:
             if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t) or pa.types.is_struct(t):
                 msg = f"loader over {table}: column {name!r} is {t}; variable-length columns are not supported yet"
                 raise UnsupportedOperationError(msg)
-
-    def to_numpy(self, table: pa.Table, where: str) -> Columns:
-        """Convert one decoded task (all rows) to the batch layout."""
-        return self.from_batches(table.to_batches(), where, rows=table.num_rows)
 
     def from_batches(self, batches: Iterable[pa.RecordBatch], where: str, *, rows: int | None = None) -> Columns:
         """Convert record batches as they arrive (no whole Arrow table is held).
@@ -154,7 +150,3 @@ def concat(parts: Sequence[Columns]) -> Columns:
         return parts[0]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-
-def nbytes(columns: Columns) -> int:
-    """Bytes held by the arrays (object arrays count their pointers only)."""
-    return int(sum(v.nbytes for v in columns.values()))
