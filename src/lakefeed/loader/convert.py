@@ -149,4 +149,3 @@ def concat(parts: Sequence[Columns]) -> Columns:
     if len(parts) == 1:
         return parts[0]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
