@@ -9,6 +9,7 @@ _NEEDS = {
     "lakefeed.tables.delta": "delta",
     "lakefeed.tables.create_table": "delta",
     "lakefeed.frameworks.torch": "torch",
+    "lakefeed.frameworks.jax": "jax",
 }
 
 

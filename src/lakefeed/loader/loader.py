@@ -22,6 +22,7 @@ from lakefeed.tables.base import Scan, ScanTask, Table
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from lakefeed.frameworks.jax import JaxBatches
     from lakefeed.frameworks.torch import TorchBatches
 
 __all__ = ["Loader", "LoaderStats"]
@@ -498,6 +499,12 @@ class Loader:
         from lakefeed.frameworks.torch import TorchBatches
 
         return TorchBatches(self, device=device, pin_memory=pin_memory)
+
+    def jax(self, device: Any = None) -> JaxBatches:
+        """Iterate batches as dicts of jax arrays on ``device`` (default: JAX's default device)."""
+        from lakefeed.frameworks.jax import JaxBatches
+
+        return JaxBatches(self, device=device)
 
     def __repr__(self) -> str:
         return (

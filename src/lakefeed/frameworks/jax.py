@@ -1,0 +1,60 @@
+"""JAX: batches as jax arrays, placed on a device (or sharded) with ``jax.device_put``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lakefeed._utils import import_optional
+
+if TYPE_CHECKING:
+    from lakefeed.loader import Loader
+
+__all__ = ["JaxBatches", "to_jax"]
+
+
+def _jax() -> Any:
+    return import_optional("jax", extra="jax", purpose="loader.jax()")
+
+
+def to_jax(batch: dict[str, np.ndarray], *, device: Any = None) -> dict[str, Any]:
+    """Put each numeric array of a numpy batch on ``device`` (a ``jax.Device`` or ``Sharding``).
+
+    Arrays of Python objects (strings) stay numpy arrays.
+
+    Example:
+        >>> import numpy as np
+        >>> out = to_jax({"features": np.ones((2, 3), np.float32)})
+        >>> out["features"].shape, str(out["features"].dtype)
+        ((2, 3), 'float32')
+    """
+    jax = _jax()
+    return {k: (v if v.dtype == object else jax.device_put(v, device)) for k, v in batch.items()}
+
+
+class JaxBatches:
+    """Iterate a :class:`~lakefeed.Loader` as dicts of jax arrays.
+
+    The transfer of batch ``i + 1`` is started before batch ``i`` is handed over, so it
+    overlaps the step that consumes batch ``i`` (``jax.device_put`` is asynchronous).
+    """
+
+    def __init__(self, loader: Loader, *, device: Any = None) -> None:
+        _jax()
+        self.loader = loader
+        self.device = device
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        pending: dict[str, Any] | None = None
+        for batch in self.loader:
+            ready = to_jax(batch, device=self.device)
+            if pending is not None:
+                yield pending
+            pending = ready
+        if pending is not None:
+            yield pending
+
+    def __len__(self) -> int:
+        return len(self.loader)
