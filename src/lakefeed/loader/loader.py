@@ -362,7 +362,7 @@ class Loader:
         self._stats = LoaderStats(epoch=epoch)
         batches = self._cached_batches(epoch, start) if self.cache else self._streamed_batches(epoch, start)
         index = start
-        sampled: list[tuple[int, np.ndarray]] = []  # (batch index, every k-th row's table position)
+        sampled: list[tuple[int, int, np.ndarray]] = []  # (batch, step k, every k-th row's table position)
         stats = self._stats
         try:
             last = time.perf_counter()
@@ -371,7 +371,8 @@ class Loader:
                     break
                 row_index = batch.pop(ROW_INDEX, None)
                 if row_index is not None and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
-                    sampled.append((index, row_index[:: max(1, len(row_index) // QUALITY_SAMPLE)]))
+                    step = max(1, len(row_index) // QUALITY_SAMPLE)
+                    sampled.append((index, step, row_index[::step]))
                 now = time.perf_counter()
                 stats.seconds_waiting_for_data += now - last
                 index += 1
@@ -391,10 +392,10 @@ class Loader:
             self._epoch = epoch + 1
             self._start_batch = 0
 
-    def _quality(self, sampled: list[tuple[int, np.ndarray]]) -> float | None:
+    def _quality(self, sampled: list[tuple[int, int, np.ndarray]]) -> float | None:
         b = self.batch_size
-        positions = np.concatenate([i * b + np.arange(len(rows)) * max(1, b // QUALITY_SAMPLE) for i, rows in sampled])
-        return _spearman(positions, np.concatenate([rows for _, rows in sampled]))
+        positions = np.concatenate([i * b + np.arange(len(rows)) * step for i, step, rows in sampled])
+        return _spearman(positions, np.concatenate([rows for _, _, rows in sampled]))
 
     def _rebatch(self, blocks: Iterator[Block], skip_rows: int, first_batch: int) -> Iterator[Columns]:
         """Cut the stream of (permuted) blocks into batches of exactly ``batch_size`` rows.
