@@ -129,6 +129,35 @@ class Loader:
     a pure function of (seed, epoch, rank, world_size); every rank yields the same number of
     batches; ``state_dict()`` after any batch resumes exactly after it.
 
+    Args:
+        source: A Table, a Scan, a URI (``delta://...``) or ``"namespace.table"`` in the default warehouse.
+        batch_size: Rows per batch.
+        features: Numeric columns stacked into ``"features"``.
+        label: A column returned as ``"label"``.
+        columns: Columns returned as they are (strings as object arrays).
+        filter: A row filter, as for :meth:`Table.scan`.
+        shuffle: Shuffle (task order, lanes, blocks); False reads in scan order.
+        seed: Seed of every random choice; with the epoch it fixes the order.
+        shuffle_buffer: Rows per shuffled block (default: about 32 MiB of rows).
+        drop_last: Drop the last partial batch.
+        rank: This process's rank (default: torch.distributed, else ``$RANK``, else 0).
+        world_size: Number of ranks (default: torch.distributed, else ``$WORLD_SIZE``, else 1).
+        uneven: ``"pad"`` repeats a few rows so every rank has as many (no row lost); ``"drop"`` cuts.
+        transform: A function applied to each block's arrays (in the reading threads).
+        cache: ``"memory"`` or ``"disk"`` keep the decoded rows: later epochs are full permutations.
+        cache_dir: Where ``cache="disk"`` puts its files (default: the temp folder).
+        num_threads: Decoding threads (default: CPU count).
+        prefetch: Blocks assembled ahead of the consumer.
+        dtype: The features' dtype.
+        fill_null: Value for nulls in numeric columns (default: nulls raise ``SchemaError``).
+        target_bytes: Decoded size of one read task (default 8 MiB).
+        memory_budget: Bytes the loader may hold decoded at once; decides the number of lanes.
+
+    Raises:
+        ColumnNotFoundError: A named column does not exist.
+        SchemaError: A feature is not numeric.
+        ConfigError: A bad argument (batch size, rank, ...).
+
     Example:
         >>> import lakefeed as lf, pyarrow as pa, tempfile
         >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.t", pa.table({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}))
