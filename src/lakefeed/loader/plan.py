@@ -52,7 +52,6 @@ class EpochPlan:
     blocks: tuple[tuple[Slice, ...], ...]
     rows: int
     """Rows this rank yields in the epoch (the same on every rank)."""
-    task_order: tuple[int, ...]
 
     def block_rows(self, b: int) -> int:
         """Rows in block ``b``."""
@@ -175,4 +174,4 @@ def plan_epoch(
             block.extend(_cut(mine, mine_prefix, lo_j, hi_j))
         if block:
             blocks.append(tuple(block))
-    return EpochPlan(blocks=tuple(blocks), rows=rows, task_order=tuple(int(t) for t in order))
+    return EpochPlan(blocks=tuple(blocks), rows=rows)

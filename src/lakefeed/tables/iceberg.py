@@ -348,11 +348,22 @@ class IcebergTable(Table):
                 rename=_rename_by_field_id(path, fs, ice_schema, task.file.file_size_in_bytes),
             )
 
-        # Footers not yet cached are read in threads (object stores have latency); cached ones inline.
-        uncached = [t for t in file_tasks if not ParquetFileInfo.is_cached(t.file.file_path, t.file.file_size_in_bytes)]
+        # Footers not yet cached are read in threads first (object stores have latency); planning
+        # below then finds every footer in the cache.
+        uncached = [
+            t
+            for t in file_tasks
+            if t.file.file_format == FileFormat.PARQUET
+            and not ParquetFileInfo.is_cached(t.file.file_path, t.file.file_size_in_bytes)
+        ]
+
+        def read_footer(task: FileScanTask) -> None:
+            fs, path = self._filesystem(task.file.file_path, fs_cache)
+            ParquetFileInfo.load(path, fs, file_size=task.file.file_size_in_bytes)
+
         if len(uncached) > 1:
             with ThreadPoolExecutor(max_workers=min(8, len(uncached)), thread_name_prefix="lakefeed-plan") as pool:
-                list(pool.map(lambda t: self._filesystem(t.file.file_path, fs_cache) and plan_one(t), uncached))
+                list(pool.map(read_footer, uncached))
         return [p for task in file_tasks for p in plan_one(task)]
 
     def _file_tasks(self, snapshot_id: int, row_filter: BooleanExpression) -> list[FileScanTask]:
