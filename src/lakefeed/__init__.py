@@ -26,6 +26,7 @@ from lakefeed.errors import (
 from lakefeed.expr import Expr, col, parse_filter
 
 if TYPE_CHECKING:
+    from lakefeed.frameworks.torch import torch_dataset
     from lakefeed.loader import Loader
     from lakefeed.tables import Scan, ScanTask, Snapshot, Table, Warehouse, create_table, open_table
 
@@ -55,6 +56,7 @@ __all__ = [
     "errors",
     "open_table",
     "parse_filter",
+    "torch_dataset",
 ]
 
 _LAZY = {
@@ -66,6 +68,7 @@ _LAZY = {
     "Warehouse": "lakefeed.tables",
     "create_table": "lakefeed.tables",
     "open_table": "lakefeed.tables",
+    "torch_dataset": "lakefeed.frameworks.torch",
 }
 
 

@@ -11,7 +11,11 @@ import pytest
 import lakefeed as lf
 
 torch = pytest.importorskip("torch", reason="torch is installed in the main environment")
-pytestmark = pytest.mark.torch
+pytestmark = [
+    pytest.mark.torch,
+    # 3 workers on a 2-core machine: torch warns; the tests want 3 to check uneven worker shards
+    pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning"),
+]
 
 
 @pytest.fixture
@@ -50,3 +54,105 @@ def test_a_model_learns_from_the_loader(regression: lf.Table) -> None:
     first, last = np.mean(per_batch[:10]), np.mean(per_batch[-10:])
     assert last < 0.01 * first, (first, last)
     assert last < 0.01  # the noise floor is 0.05**2
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
+    """1,003 rows with ids in uneven files (appends of different sizes)."""
+    table = lf.Warehouse(tmp_path_factory.mktemp("w")).create_table(
+        "t.uneven", pa.table({"id": np.arange(0, 400, dtype=np.int64), "x": np.arange(0, 400, dtype=np.float32)})
+    )
+    for lo, hi in [(400, 437), (437, 1003)]:
+        table.append(pa.table({"id": np.arange(lo, hi, dtype=np.int64), "x": np.arange(lo, hi, dtype=np.float32)}))
+    return table
+
+
+def _stream(batches: object) -> list[list[int]]:
+    return [b["id"].tolist() for b in batches]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+@pytest.mark.parametrize("world", [1, 2])
+def test_dataloader_workers_split_the_rows(uneven: lf.Table, workers: int, world: int) -> None:
+    per_rank = []
+    for rank in range(world):
+        ds = lf.torch_dataset(
+            uneven, batch_size=32, features=["x"], columns=["id"], num_workers=workers, rank=rank, world_size=world
+        )
+        batches = list(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers))
+        assert len(batches) == len(ds)
+        assert all(isinstance(b["features"], torch.Tensor) for b in batches)
+        per_rank.append(np.concatenate([b["id"].numpy() for b in batches]))
+    assert len({len(ids) for ids in per_rank}) == 1  # every rank the same number of rows (and batches)
+    seen = np.concatenate(per_rank)
+    assert set(seen.tolist()) == set(range(1003))  # none lost
+    assert len(seen) - 1003 < world * max(1, workers)  # repeated only to pad the shards
+
+
+def test_the_stream_is_a_function_of_seed_and_epoch(uneven: lf.Table) -> None:
+    def run(epoch: int) -> list[list[int]]:
+        ds = lf.torch_dataset(uneven, batch_size=50, features=["x"], columns=["id"], num_workers=2, seed=3)
+        ds.set_epoch(epoch)
+        return _stream(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2))
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("stop_after", [1, 6, 13])
+def test_dataloader_resumes_exactly(uneven: lf.Table, workers: int, stop_after: int) -> None:
+    def dataset() -> lf.frameworks.torch.TorchDataset:
+        return lf.torch_dataset(uneven, batch_size=40, features=["x"], columns=["id"], num_workers=workers, seed=5)
+
+    full = dataset().dataloader()
+    reference = _stream(full) + _stream(full)  # two epochs
+    interrupted = dataset().dataloader()
+    it = iter(interrupted)
+    head = [next(it)["id"].tolist() for _ in range(stop_after)]
+    state = interrupted.state_dict()
+    del it
+    resumed = dataset().dataloader()
+    resumed.load_state_dict(state)
+    rest = _stream(resumed) + _stream(resumed)
+    assert head + rest[: len(reference) - stop_after] == reference
+    assert len(rest) == len(reference) - stop_after
+
+
+def test_a_state_from_another_worker_count_is_refused(uneven: lf.Table) -> None:
+    two = lf.torch_dataset(uneven, batch_size=40, features=["x"], num_workers=2)
+    state = two.dataloader().state_dict()
+    with pytest.raises(lf.errors.ResumeStateError, match="num_workers=2"):
+        lf.torch_dataset(uneven, batch_size=40, features=["x"], num_workers=3).load_state_dict(state)
+
+
+def test_a_dataloader_with_other_workers_is_refused(uneven: lf.Table) -> None:
+    ds = lf.torch_dataset(uneven, batch_size=40, features=["x"], num_workers=2)
+    with pytest.raises(lf.errors.ConfigError, match="num_workers=3"):
+        list(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=3))
+
+
+def test_a_model_learns_through_dataloader_workers(regression: lf.Table) -> None:
+    torch.manual_seed(0)
+    ds = lf.torch_dataset(regression, batch_size=256, features=[f"f{j}" for j in range(8)], label="y", num_workers=2)
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses: list[float] = []
+    for batch in ds.dataloader(pin_memory=False):
+        loss = torch.nn.functional.mse_loss(model(batch["features"]).squeeze(1), batch["label"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-10:]) < 0.05 * np.mean(losses[:10])
+
+
+def test_persistent_workers_advance_epochs_like_fresh_ones(uneven: lf.Table) -> None:
+    def two_epochs(**kwargs: object) -> list[list[int]]:
+        ds = lf.torch_dataset(uneven, batch_size=64, features=["x"], columns=["id"], num_workers=2, seed=1)
+        dl = ds.dataloader(**kwargs)
+        return _stream(dl) + _stream(dl)
+
+    fresh = two_epochs()
+    assert two_epochs(persistent_workers=True) == fresh
+    assert fresh[: len(fresh) // 2] != fresh[len(fresh) // 2 :]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lakefeed._utils import import_optional
+from lakefeed.errors import ConfigError, ResumeStateError
 
 if TYPE_CHECKING:
     from lakefeed.loader import Loader
 
-__all__ = ["TorchBatches", "to_tensors"]
+__all__ = ["TorchBatches", "TorchDataset", "to_tensors", "torch_dataset", "torch_dataset_class"]
 
 
 def _torch() -> Any:
@@ -65,3 +66,193 @@ class TorchBatches:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+
+class TorchDataset:
+    """A ``torch.utils.data.IterableDataset`` of batches, sharded over ranks and DataLoader workers.
+
+    Made by :func:`lakefeed.torch_dataset` (each is also a torch ``IterableDataset``);
+    see there. Use it with ``DataLoader(dataset, batch_size=None, num_workers=k)`` (the dataset
+    batches) or :meth:`dataloader`, whose DataLoader also has ``state_dict()``.
+    """
+
+    def __init__(self, loader: Loader, *, num_workers: int = 0) -> None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            msg = f"num_workers must be an int >= 0 (the DataLoader's), got {num_workers!r}"
+            raise ConfigError(msg)
+        self.loader = loader
+        self.num_workers = num_workers
+        self._epoch = loader.epoch
+        self._start = 0  # batches (of the whole DataLoader stream) already yielded in this epoch
+        self._worker_loaders: dict[tuple[int, int], Loader] = {}
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration reads."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch the next iteration reads (call it each epoch when DataLoader workers are used)."""
+        self.loader.set_epoch(epoch)
+        self._epoch, self._start = int(epoch), 0
+
+    def _shards(self) -> int:
+        return max(1, self.num_workers)
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank, over all workers."""
+        k = self._shards()
+        if k == 1:
+            return len(self.loader)
+        return k * len(self._worker_loader(0, k))
+
+    def _worker_loader(self, worker: int, k: int) -> Loader:
+        key = (worker, k)
+        if key not in self._worker_loaders:
+            rank, world = self.loader.rank, self.loader.world_size
+            self._worker_loaders[key] = self.loader.shard(rank * k + worker, world * k, share=k)
+        return self._worker_loaders[key]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = _torch().utils.data.get_worker_info()
+        k = 1 if info is None else info.num_workers
+        if info is not None and info.num_workers != self.num_workers:
+            msg = (
+                f"torch_dataset was made for num_workers={self.num_workers} but the DataLoader runs "
+                f"{info.num_workers} workers; pass num_workers={info.num_workers} to lf.torch_dataset "
+                "(it decides the shards and len())"
+            )
+            raise ConfigError(msg)
+        # Shard s (of the rank's k) holds batches s, s + k, s + 2k, ... of the epoch's stream. The
+        # DataLoader asks its workers in turn from worker 0, so after n batches worker w serves
+        # shard (n + w) % k from that shard's batch (n + w) // k.
+        n = self._start
+        shard = 0 if info is None else (n + info.id) % k
+        loader = self.loader if info is None else self._worker_loader(shard, k)
+        loader.load_position(self._epoch, (n + (0 if info is None else info.id)) // k)
+        for batch in loader:
+            self._start += k if info is not None else 1
+            yield to_tensors(batch)
+        if loader.epoch != self._epoch:  # the epoch ran to its end
+            self._epoch, self._start = self._epoch + 1, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position after the batches iterated so far in this process (no DataLoader workers)."""
+        return self._state(self._start)
+
+    def _state(self, batches: int) -> dict[str, Any]:
+        state = self.loader.state_dict()
+        state.update(epoch=self._epoch, batch=batches, num_workers=self.num_workers)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from a state taken by :meth:`state_dict` or :meth:`TorchDataLoader.state_dict`.
+
+        Raises:
+            ResumeStateError: The state belongs to another table, configuration or number of workers.
+        """
+        if isinstance(state, dict) and state.get("num_workers", self.num_workers) != self.num_workers:
+            msg = (
+                f"cannot resume: the state was taken with num_workers={state.get('num_workers')}, "
+                f"this dataset has num_workers={self.num_workers} (the worker count decides the shards)"
+            )
+            raise ResumeStateError(msg)
+        self.loader.load_state_dict({k: v for k, v in state.items() if k != "num_workers"})
+        self._epoch, self._start = self.loader.epoch, self.loader.position
+
+    def dataloader(self, **kwargs: Any) -> Any:
+        """A ``torch.utils.data.DataLoader`` over this dataset that counts batches: it has ``state_dict()``.
+
+        Keyword arguments go to ``DataLoader`` (``pin_memory=True``, ``persistent_workers`` ...);
+        ``num_workers`` is the dataset's and ``batch_size`` is None (the dataset batches).
+        """
+        if kwargs.pop("num_workers", self.num_workers) != self.num_workers:
+            msg = f"this dataset was made for num_workers={self.num_workers}; make another with lf.torch_dataset"
+            raise ConfigError(msg)
+        return _dataloader_class()(self, **kwargs)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def torch_dataset_class() -> type[TorchDataset]:
+    """:class:`TorchDataset` made a subclass of torch's ``IterableDataset`` (torch is imported here)."""
+    if "dataset" not in _CLASSES:
+        base = _torch().utils.data.IterableDataset
+        _CLASSES["dataset"] = type("TorchDataset", (TorchDataset, base), {"__module__": __name__})
+    return _CLASSES["dataset"]
+
+
+def _dataloader_class() -> type:
+    if "dataloader" not in _CLASSES:
+        torch = _torch()
+
+        class TorchDataLoader(torch.utils.data.DataLoader):  # type: ignore[name-defined,misc]
+            """A DataLoader over a :class:`TorchDataset` that knows how many batches it yielded."""
+
+            def __init__(self, dataset: TorchDataset, **kwargs: Any) -> None:
+                super().__init__(dataset, batch_size=None, num_workers=dataset.num_workers, **kwargs)
+                self._yielded = 0
+
+            def __iter__(self) -> Iterator[Any]:
+                ds: TorchDataset = self.dataset
+                self._yielded = ds._start
+                epoch, total = ds._epoch, len(ds)
+                for batch in super().__iter__():
+                    self._yielded += 1
+                    ds._start = self._yielded  # workers forked later (next epoch) continue from here
+                    yield batch
+                if self._yielded >= total and ds._epoch == epoch:
+                    ds._epoch, ds._start = epoch + 1, 0
+                    ds.loader.set_epoch(epoch + 1)
+
+            def state_dict(self) -> dict[str, Any]:
+                """The position after the batches yielded so far (resume with :meth:`load_state_dict`)."""
+                ds: TorchDataset = self.dataset
+                return ds._state(ds._start)
+
+            def load_state_dict(self, state: dict[str, Any]) -> None:
+                """Continue right after the batch the state was taken at, on the next iteration."""
+                self.dataset.load_state_dict(state)
+
+        _CLASSES["dataloader"] = TorchDataLoader
+    return _CLASSES["dataloader"]
+
+
+def torch_dataset(
+    source: Any,
+    batch_size: int = 1024,
+    features: Sequence[str] | None = None,
+    label: str | None = None,
+    *,
+    num_workers: int = 0,
+    **loader_kwargs: Any,
+) -> TorchDataset:
+    """A torch ``IterableDataset`` of batches (dicts of tensors), correct under ``DataLoader(num_workers=k)``.
+
+    The rank's share of the table is split again over the ``num_workers`` DataLoader workers
+    (worker ``w`` of rank ``r`` reads shard ``r * k + w`` of ``world_size * k``), so no row is read
+    twice and none is lost; every worker yields the same number of batches, so the DataLoader's
+    stream (worker 0, 1, ..., k-1, 0, ...) is fixed by (seed, epoch) and resumes exactly.
+    ``num_workers`` must be the DataLoader's. Other arguments are :class:`~lakefeed.Loader`'s;
+    each worker gets ``1/num_workers`` of its threads and memory budget.
+
+    Epochs advance by themselves when the dataset is iterated in-process or through
+    :meth:`TorchDataset.dataloader`; with your own multi-worker ``DataLoader`` call
+    ``dataset.set_epoch(epoch)`` each epoch, as with ``DistributedSampler``.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> from torch.utils.data import DataLoader
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.td", pa.table({"x": [float(i) for i in range(10)]}))
+        >>> ds = lf.torch_dataset(t, batch_size=2, features=["x"], num_workers=2)
+        >>> dl = ds.dataloader()
+        >>> rows = sorted(float(v) for b in dl for v in b["features"][:, 0])
+        >>> rows == [float(i) for i in range(10)], len(dl)
+        (True, 6)
+    """
+    from lakefeed.loader import Loader
+
+    loader = Loader(source, batch_size, features, label, **loader_kwargs)
+    dataset: TorchDataset = torch_dataset_class()(loader, num_workers=num_workers)
+    return dataset

@@ -240,11 +240,8 @@ class Loader:
         if memory_budget <= 0:
             msg = f"memory_budget must be a positive number of bytes, got {memory_budget!r}"
             raise ConfigError(msg)
-        largest_task = max((t.estimated_bytes for t in self._tasks), default=0) or 1
-        block_bytes = self.block_rows * row_bytes * (self.prefetch + 2)
-        room = max(0, memory_budget - block_bytes)
-        self.lanes = max(1, min(MAX_LANES, room // (2 * largest_task))) if shuffle else 1
         self.memory_budget = memory_budget
+        self.lanes = self._lanes()
         self._counts: list[int] | None = None
         self._epoch = 0
         self._start_batch = 0
@@ -255,6 +252,45 @@ class Loader:
         self._stats_lock = threading.Lock()
 
     # -- sizes ------------------------------------------------------------------------------
+
+    def _lanes(self) -> int:
+        if not self.shuffle:
+            return 1
+        largest_task = max((t.estimated_bytes for t in self._tasks), default=0) or 1
+        block_bytes = self.block_rows * max(1, self._row_bytes()) * (self.prefetch + 2)
+        room = max(0, self.memory_budget - block_bytes)
+        return max(1, min(MAX_LANES, room // (2 * largest_task)))
+
+    def shard(self, rank: int, world_size: int, *, share: int = 1) -> Loader:
+        """A loader over shard ``rank`` of ``world_size`` with this one's table, plan and settings.
+
+        ``share`` divides this loader's memory budget and threads (a DataLoader worker gets
+        ``1/num_workers`` of them). The copy shares the planned tasks and row counts; its
+        epoch and position start where this loader's are.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.sh", pa.table({"x": [1.0, 2.0, 3.0, 4.0]}))
+            >>> loader = lf.Loader(t, batch_size=1, features=["x"], shuffle=False)
+            >>> [float(b["features"][0, 0]) for b in loader.shard(1, 2)]
+            [3.0, 4.0]
+        """
+        import copy
+
+        if world_size < 1 or not 0 <= rank < world_size or share < 1:
+            msg = f"shard needs 0 <= rank < world_size and share >= 1: got {rank=}, {world_size=}, {share=}"
+            raise ConfigError(msg)
+        self._task_counts()
+        other = copy.copy(self)
+        other.rank, other.world_size = rank, world_size
+        other.num_threads = max(1, self.num_threads // share)
+        other.memory_budget = max(1, self.memory_budget // share)
+        other.lanes = other._lanes()
+        other._stats = LoaderStats()
+        other._cached = None
+        other._lock = threading.Lock()
+        other._stats_lock = threading.Lock()
+        return other
 
     def _row_bytes(self) -> int:
         rows = sum(t.num_rows for t in self._tasks)
@@ -316,6 +352,15 @@ class Loader:
         self._epoch = int(epoch)
         self._start_batch = 0
         self._resume_pending = False
+
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch already yielded (where a resumed iteration starts)."""
+        return self._start_batch
+
+    def load_position(self, epoch: int, batch: int) -> None:
+        """Make the next iteration read ``epoch`` from its batch ``batch`` (no checks: see :meth:`load_state_dict`)."""
+        self._epoch, self._start_batch, self._resume_pending = int(epoch), int(batch), True
 
     def _fingerprint(self) -> dict[str, Any]:
         return {
@@ -535,6 +580,12 @@ class Loader:
         from lakefeed.frameworks.jax import JaxBatches
 
         return JaxBatches(self, device=device)
+
+    def tf(self) -> Any:
+        """The batches as a ``tf.data.Dataset`` with a full ``element_spec`` (for ``model.fit``)."""
+        from lakefeed.frameworks.tf import to_tf_dataset
+
+        return to_tf_dataset(self)
 
     def __repr__(self) -> str:
         return (
