@@ -156,3 +156,15 @@ def test_persistent_workers_advance_epochs_like_fresh_ones(uneven: lf.Table) -> 
     fresh = two_epochs()
     assert two_epochs(persistent_workers=True) == fresh
     assert fresh[: len(fresh) // 2] != fresh[len(fresh) // 2 :]
+
+
+def test_list_columns_feed_an_embedding_bag(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    tags = [[int(v) for v in rng.integers(0, 50, int(rng.integers(0, 5)))] for _ in range(500)]
+    t = lf.Warehouse(tmp_path).create_table("t.bag", pa.table({"id": np.arange(500), "tags": pa.array(tags)}))
+    bag = torch.nn.EmbeddingBag(50, 4, mode="sum")
+    for batch in lf.Loader(t, batch_size=64, columns=["id", "tags"], seed=1).torch():
+        values, offsets = batch["tags"]
+        out = bag(values, offsets)
+        expected = torch.stack([bag.weight[tags[int(i)]].sum(0) for i in batch["id"]])
+        torch.testing.assert_close(out, expected)

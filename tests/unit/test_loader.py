@@ -259,3 +259,85 @@ def test_a_new_iteration_restarts_the_epoch_unless_a_state_was_loaded(table: lf.
     np.testing.assert_array_equal(_ids(list(loader)), full)  # broke off: the epoch starts over
     loader.load_state_dict(state)
     np.testing.assert_array_equal(_ids(list(loader)), full[128:])
+
+
+@pytest.fixture(scope="module")
+def lists(tmp_path_factory: pytest.TempPathFactory) -> tuple[lf.Table, dict[int, list[int]]]:
+    """Rows with variable-length id lists (some empty, some null) in uneven files."""
+    rng = np.random.default_rng(7)
+    reference: dict[int, list[int]] = {}
+    wh = lf.Warehouse(tmp_path_factory.mktemp("lists"))
+    t = None
+    start = 0
+    for size in [900, 57, 2_400]:
+        ids = np.arange(start, start + size)
+        tags: list[list[int] | None] = []
+        for i in ids:
+            n = int(rng.integers(0, 6))
+            row = None if i % 97 == 5 else [int(v) for v in rng.integers(0, 1000, n)]
+            tags.append(row)
+            reference[int(i)] = row or []
+        data = pa.table({"id": pa.array(ids, pa.int64()), "x": ids.astype(np.float32), "tags": pa.array(tags)})
+        if t is None:
+            t = wh.create_table("l.lists", data, properties={"write.parquet.row-group-limit": "500"})
+        else:
+            t.append(data)
+        start += size
+    assert t is not None
+    return t, reference
+
+
+def _rows_of(batch: dict[str, object], name: str) -> list[list[int]]:
+    values, starts = batch[name]  # type: ignore[misc]
+    bounds = [*starts.tolist(), len(values)]
+    return [values[bounds[i] : bounds[i + 1]].tolist() for i in range(len(starts))]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"shuffle": False}, {"cache": "memory"}, {"cache": "disk"}])
+def test_variable_length_lists_come_as_values_and_offsets(
+    lists: tuple[lf.Table, dict[int, list[int]]], kwargs: dict[str, object]
+) -> None:
+    table, reference = lists
+    loader = lf.Loader(
+        table, batch_size=37, features=["x"], columns=["id", "tags"], target_bytes=5_000, shuffle_buffer=300, **kwargs
+    )  # type: ignore[arg-type]
+    seen = []
+    for _ in range(2):  # with a cache, the second epoch reads it
+        for batch in loader:
+            values, starts = batch["tags"]
+            assert (values.dtype, starts.dtype) == (np.int64, np.int64)
+            assert len(starts) == len(batch["id"])
+            assert [reference[int(i)] for i in batch["id"]] == _rows_of(batch, "tags")
+            seen.extend(batch["id"].tolist())
+    assert sorted(seen) == sorted(2 * list(reference))
+
+
+def test_lists_resume_exactly(lists: tuple[lf.Table, dict[int, list[int]]]) -> None:
+    table, _ = lists
+
+    def make() -> lf.Loader:
+        return lf.Loader(table, batch_size=50, columns=["id", "tags"], target_bytes=5_000, shuffle_buffer=300, seed=2)
+
+    full = [_rows_of(b, "tags") for b in make()]
+    loader = make()
+    it = iter(loader)
+    for _ in range(17):
+        next(it)
+    state = loader.state_dict()
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert [_rows_of(b, "tags") for b in resumed] == full[17:]
+
+
+def test_nulls_inside_lists_need_a_fill_value(tmp_path: Path) -> None:
+    t = lf.Warehouse(tmp_path).create_table("l.ln", pa.table({"v": pa.array([[1.0, None], [2.0]])}))
+    with pytest.raises(SchemaError, match="'v' has 1 null value"):
+        list(lf.Loader(t, batch_size=4, columns=["v"]))
+    batch = next(iter(lf.Loader(t, batch_size=4, columns=["v"], fill_null=-1.0, shuffle=False)))
+    assert _rows_of(batch, "v") == [[1.0, -1.0], [2.0]]
+
+
+def test_structs_are_refused(tmp_path: Path) -> None:
+    t = lf.Warehouse(tmp_path).create_table("l.st", pa.table({"s": pa.array([{"a": 1}])}))
+    with pytest.raises(lf.errors.UnsupportedOperationError, match="select their fields"):
+        lf.Loader(t, batch_size=4, columns=["s"])

@@ -19,10 +19,11 @@ def _jax() -> Any:
     return import_optional("jax", extra="jax", purpose="loader.jax()")
 
 
-def to_jax(batch: dict[str, np.ndarray], *, device: Any = None) -> dict[str, Any]:
+def to_jax(batch: dict[str, Any], *, device: Any = None) -> dict[str, Any]:
     """Put each numeric array of a numpy batch on ``device`` (a ``jax.Device`` or ``Sharding``).
 
-    Arrays of Python objects (strings) stay numpy arrays.
+    Arrays of Python objects (strings) stay numpy arrays; a ``(values, offsets)`` pair of a
+    variable-length list column becomes a pair of jax arrays.
 
     Example:
         >>> import numpy as np
@@ -31,7 +32,11 @@ def to_jax(batch: dict[str, np.ndarray], *, device: Any = None) -> dict[str, Any
         ((2, 3), 'float32')
     """
     jax = _jax()
-    return {k: (v if v.dtype == object else jax.device_put(v, device)) for k, v in batch.items()}
+
+    def put(v: np.ndarray) -> Any:
+        return v if v.dtype == object else jax.device_put(v, device)
+
+    return {k: tuple(put(a) for a in v) if isinstance(v, tuple) else put(v) for k, v in batch.items()}
 
 
 class JaxBatches:

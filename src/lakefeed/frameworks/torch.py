@@ -20,10 +20,11 @@ def _torch() -> Any:
     return import_optional("torch", extra="torch", purpose="loader.torch()")
 
 
-def to_tensors(batch: dict[str, np.ndarray], *, device: Any = None, pin_memory: bool = False) -> dict[str, Any]:
+def to_tensors(batch: dict[str, Any], *, device: Any = None, pin_memory: bool = False) -> dict[str, Any]:
     """Turn a numpy batch into tensors: shared memory, pinned if asked, then moved to ``device``.
 
-    Arrays of Python objects (strings) stay numpy arrays.
+    Arrays of Python objects (strings) stay numpy arrays; the ``(values, offsets)`` pair of a
+    variable-length list column becomes a pair of tensors, ready for ``torch.nn.EmbeddingBag``.
 
     Example:
         >>> import numpy as np
@@ -32,18 +33,18 @@ def to_tensors(batch: dict[str, np.ndarray], *, device: Any = None, pin_memory: 
         ((2, 3), 'ndarray')
     """
     torch = _torch()
-    out: dict[str, Any] = {}
-    for key, value in batch.items():
+
+    def convert(value: np.ndarray) -> Any:
         if value.dtype == object:
-            out[key] = value
-            continue
+            return value
         tensor = torch.from_numpy(np.ascontiguousarray(value))
         if pin_memory:
             tensor = tensor.pin_memory()
         if device is not None:
             tensor = tensor.to(device, non_blocking=pin_memory)
-        out[key] = tensor
-    return out
+        return tensor
+
+    return {k: tuple(convert(a) for a in v) if isinstance(v, tuple) else convert(v) for k, v in batch.items()}
 
 
 class TorchBatches:

@@ -15,7 +15,7 @@ import numpy as np
 
 from lakefeed.errors import ConfigError, ResumeStateError
 from lakefeed.expr import Expr
-from lakefeed.loader.convert import BatchSpec, Columns, concat, take
+from lakefeed.loader.convert import Batch, BatchSpec, Columns, Ragged, batch_of, concat, take
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.tables.base import Scan, ScanTask, Table
 
@@ -426,7 +426,7 @@ class Loader:
 
     # -- iteration ---------------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[Columns]:
+    def __iter__(self) -> Iterator[Batch]:
         # A new iteration starts the current epoch from its first batch, unless a state was just
         # loaded: then it continues right after the batch the state was taken at.
         epoch = self._epoch
@@ -444,7 +444,7 @@ class Loader:
                 if index >= n_batches:
                     break
                 row_index = batch.pop(ROW_INDEX, None)
-                if row_index is not None and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
+                if isinstance(row_index, np.ndarray) and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
                     step = max(1, len(row_index) // QUALITY_SAMPLE)
                     sampled.append((index, step, row_index[::step]))
                 now = time.perf_counter()
@@ -453,7 +453,7 @@ class Loader:
                 self._start_batch = index
                 stats.batches += 1
                 stats.rows += len(next(iter(batch.values()))) if batch else 0
-                yield batch
+                yield batch_of(batch)
                 last = time.perf_counter()
                 stats.seconds_in_consumer += last - now
         finally:
@@ -519,7 +519,7 @@ class Loader:
                 batch_no += 1
                 lo += b
             if lo < total:
-                carry = {k: np.array(v, copy=True) for k, v in cut(lo, total, True).items()}
+                carry = {k: v.copy() for k, v in cut(lo, total, True).items()}  # not a view of the block
         if carry is not None and not self.drop_last:
             yield carry
 
@@ -617,7 +617,7 @@ def _to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
     root = tempfile.mkdtemp(prefix="lakefeed-cache-", dir=folder)
     out: Columns = {}
     for i, (name, array) in enumerate(data.items()):
-        if array.dtype == object:
+        if isinstance(array, Ragged) or array.dtype == object:  # kept in memory
             out[name] = array
             continue
         path = os.path.join(root, f"{i}.npy")
@@ -694,7 +694,7 @@ class _BlockReader:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))
             data[ROW_INDEX] = row_index
-        data = {k: np.ascontiguousarray(v) for k, v in data.items()}
+        data = {k: v if isinstance(v, Ragged) else np.ascontiguousarray(v) for k, v in data.items()}
         if self.permute:
             # not permuted in memory (a second full copy): each batch gathers its rows by this order
             rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
