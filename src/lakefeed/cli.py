@@ -149,10 +149,46 @@ def quickstart(
         f"[bold]7.[/] planned {len(tasks)} read tasks of ~16 MiB decoded each "
         f"(estimates {_human(min(t.estimated_bytes for t in tasks))}…{_human(max(t.estimated_bytes for t in tasks))})"
     )
+    _train(table)
     console.print(
         f"\ndone in {time.perf_counter() - t0:.1f} s. Try: [green]lakefeed tables show {name}[/] or "
         f'[green]lakefeed scan {name} --filter "clicked == 1 and price > 50" --limit 5[/]'
     )
+
+
+def _train(table: Table, epochs: int = 2) -> None:
+    """Step 8: a logistic regression learns the click label from the table through the loader."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        console.print("[bold]8.[/] training skipped: torch is not installed ([green]pip install 'lakefeed[torch]'[/])")
+        return
+    import torch
+
+    import lakefeed as lf
+
+    torch.manual_seed(0)
+    loader = lf.Loader(table, batch_size=1024, features=[f"f{j}" for j in range(8)], label="clicked", seed=0)
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    report = max(1, len(loader) // 4)
+    console.print(f"[bold]8.[/] training a logistic regression on f0..f7 -> clicked, {epochs} shuffled epochs:")
+    rows, seconds, window = 0, 0.0, []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        for i, batch in enumerate(loader.torch(), start=1):
+            logits = model(batch["features"]).squeeze(1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["label"].float())
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            window.append(float(loss.detach()))
+            if i % report == 0 or i == len(loader) or (epoch, i) == (0, 1):
+                console.print(f"   epoch {epoch} batch {i:>5,}/{len(loader):,}  loss {sum(window) / len(window):.4f}")
+                window = []
+        rows += int(loader.stats()["rows"] or 0)
+        seconds += time.perf_counter() - start
+    console.print(f"   {rows / seconds:,.0f} rows/s through the loader and the model")
 
 
 @tables_app.command("list")

@@ -581,6 +581,15 @@ class Loader:
 
         return JaxBatches(self, device=device)
 
+    def progress(self, description: str | None = None, *, console: Any = None) -> Iterator[Batch]:
+        """Iterate with a ``rich`` progress bar: batches, rows/s, the share of time waiting on data, blocks ready.
+
+        See :func:`lakefeed.loader.progress.iterate_with_progress`.
+        """
+        from lakefeed.loader.progress import iterate_with_progress
+
+        return iterate_with_progress(self, description=description, console=console)
+
     def tf(self) -> Any:
         """The batches as a ``tf.data.Dataset`` with a full ``element_spec`` (for ``model.fit``)."""
         from lakefeed.frameworks.tf import to_tf_dataset
