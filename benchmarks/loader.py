@@ -3,9 +3,20 @@
     python benchmarks/loader.py [--rows 2000000] [--columns 100] [--files 16] [--batch 128 1024]
 
 Generates (once, cached under bench-data/) ``--rows`` x ``--columns`` random float32 features
-and an int label in ``--files`` Parquet files, then runs every contender in its own process
-(so peak RSS is its own) over one shuffled epoch, and prints rows/s, first-batch latency, peak
-RSS and lakefeed's ratios. Contenders that are not installed are reported as skipped.
+and an int label in ``--files`` Parquet files, and a Paimon copy of the same rows (written by
+the Paimon environment's Python, ``.venv-paimon``, since pypaimon pins pyarrow<20). Then runs
+every contender in its own process (so its memory is its own), interleaved, over one shuffled
+epoch cut off at ``--limit`` seconds, and prints rows/s, first-batch latency, peak memory and
+lakefeed's ratios, then the goals of the loader issue (ratios within this run). Contenders whose
+library or interpreter is missing are reported as skipped, with the reason.
+
+Memory: "peak RSS" is the contender process's own ``ru_maxrss``; "tree peak" is the sum of PSS
+(proportional set size: shared pages split between the processes that map them) over the
+contender process and all its descendants, sampled every 0.2 s by the parent from /proc. They
+differ only where a library starts processes of its own (Ray's raylet, GCS and workers).
+
+Extra packages: ``pip install -e '.[bench]'`` (Ray Data, Hugging Face datasets) in the main
+environment; pypaimon in ``.venv-paimon`` (see scripts/test).
 """
 
 from __future__ import annotations
@@ -14,12 +25,16 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +44,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 SWAP_ROWS = 10_000
 CHUNK_ROWS = 8192
+PAIMON_TABLE = "bench.t"
+PAIMON_PYTHON = ".venv-paimon"  # pypaimon 2.1 pins pyarrow<20 and pandas<3: it has its own environment
 
 
 def data_dir(rows: int, columns: int, files: int) -> Path:

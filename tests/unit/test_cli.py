@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -32,10 +33,13 @@ def test_quickstart_builds_changes_and_scans(tmp_path: Path) -> None:
     web = sum(1 for d in data.column("device").to_pylist() if d == "web")
     assert table.scan().count() == 20_000 - web
     assert table.scan(filter=lf.col("device") == "web").count() == 0
-    losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", out)]
-    assert len(losses) >= 5
-    assert losses[-1] < 0.8 * losses[0]  # the model learns the label from f0..f2
-    assert "rows/s through the loader" in out
+    if importlib.util.find_spec("torch") is not None:
+        losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", out)]
+        assert len(losses) >= 5
+        assert losses[-1] < 0.8 * losses[0]  # the model learns the label from f0..f2
+        assert "rows/s through the loader" in out
+    else:  # the Paimon environment has no torch
+        assert "training skipped: torch is not installed" in out
     match = re.search(r"time travel: ([\d,]+) rows at the first snapshot, ([\d,]+) now", out)
     assert match is not None
     assert match.groups() == ("20,000", f"{20_000 - web:,}")
