@@ -13,7 +13,7 @@ from lakefeed.errors import ColumnNotFoundError, SchemaError, UnsupportedOperati
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Batch", "BatchSpec", "Columns", "Ragged", "batch_of", "concat", "take"]
+__all__ = ["Batch", "BatchSpec", "Columns", "Decoded", "Ragged", "batch_of", "concat", "concat_arrays", "take"]
 
 
 class Ragged:
@@ -143,51 +143,49 @@ class BatchSpec:
                 )
                 raise UnsupportedOperationError(msg)
 
-    def from_batches(self, batches: Iterable[pa.RecordBatch], where: str, *, rows: int | None = None) -> Columns:
-        """Convert record batches as they arrive (no whole Arrow table is held).
+    def decode(self, batches: Iterable[pa.RecordBatch], where: str, *, rows: int | None = None) -> Decoded:
+        """Convert record batches as they arrive: features stay numpy views of Arrow's columns.
 
-        With ``rows`` known the feature matrix is filled in place; otherwise each batch is
-        converted on its own and the pieces are stacked at the end.
+        The transposition into a row-major matrix happens later, straight into the block that
+        needs the rows (:meth:`Decoded.fill`): one copy from Arrow to the block.
         """
-        if rows is None:
-            pieces = [self.from_batches([b], where, rows=b.num_rows) for b in batches]
-            if not pieces:
-                return self.from_batches([], where, rows=0)
-            return concat(pieces) if len(pieces) > 1 else pieces[0]
-        matrix = np.empty((rows, len(self.features)), dtype=self.dtype) if self.features else None
+        starts = [0]
+        features: list[list[np.ndarray]] = []
         others: dict[str, list[np.ndarray | Ragged]] = {
             n: [] for n in [*([self.label] if self.label else []), *self.columns]
         }
-        row = 0
         for batch in batches:
             m = batch.num_rows
-            if row + m > rows:
+            if rows is not None and starts[-1] + m > rows:
                 msg = f"{where}: more rows than the {rows} planned; the table changed while it was read"
                 raise SchemaError(msg)
-            if matrix is not None:
-                # each column converts without a copy; the transposition into the row-major
-                # matrix runs in chunks that stay in cache
-                columns = [self._numbers(batch.column(name), name, where) for name in self.features]
-                for lo in range(0, m, TILE_ROWS):
-                    hi = min(m, lo + TILE_ROWS)
-                    np.stack([c[lo:hi] for c in columns], axis=1, out=matrix[row + lo : row + hi], casting="unsafe")
+            if not m:
+                continue
+            if self.features:
+                features.append([self._numbers(batch.column(name), name, where) for name in self.features])
             for name, parts in others.items():
                 parts.append(self._values(batch.column(name), name, where))
-            row += m
+            starts.append(starts[-1] + m)
         out: Columns = {}
-        if matrix is not None:
-            out[FEATURES] = matrix[:row]
         for name, parts in others.items():
             key = LABEL if name == self.label and name not in self.columns else name
-            if len(parts) == 1:
-                out[key] = parts[0]
-            elif parts:
-                out[key] = Ragged.concat(parts) if isinstance(parts[0], Ragged) else np.concatenate(parts)  # type: ignore[arg-type]
-            else:
-                out[key] = np.empty((0,))
+            out[key] = concat_arrays(parts) if parts else np.empty((0,))
         if self.label and self.label in self.columns:
             out[LABEL] = out[self.label]
-        return out
+        return Decoded(starts, features, out, len(self.features), np.dtype(self.dtype))
+
+    def from_batches(self, batches: Iterable[pa.RecordBatch], where: str) -> Columns:
+        """The rows of ``batches`` as a batch: the feature matrix, the label and the columns.
+
+        Example:
+            >>> import pyarrow as pa
+            >>> spec = BatchSpec(("a", "b"), "y", ())
+            >>> out = spec.from_batches([pa.record_batch({"a": [1, 2], "b": [0.5, 1.5], "y": [0, 1]})], "example")
+            >>> out["features"].tolist(), out["label"].tolist()
+            ([[1.0, 0.5], [2.0, 1.5]], [0, 1])
+        """
+        decoded = self.decode(batches, where)
+        return decoded.take(0, decoded.rows)
 
     def _numbers(self, column: Any, name: str, where: str) -> np.ndarray:
         import pyarrow as pa
@@ -247,6 +245,67 @@ class BatchSpec:
         return Ragged(np.asarray(values.to_numpy(zero_copy_only=False)), offsets)
 
 
+class Decoded:
+    """A decoded read task: features as numpy views of Arrow columns (chunk by chunk), the rest as arrays.
+
+    Holding a task this way costs what Arrow decoded, nothing more; :meth:`fill` transposes
+    any range of its rows into (a part of) a row-major feature matrix.
+    """
+
+    __slots__ = ("dtype", "features", "n_features", "others", "starts")
+
+    def __init__(
+        self,
+        starts: list[int],
+        features: list[list[np.ndarray]],
+        others: Columns,
+        n_features: int,
+        dtype: np.dtype[Any],
+    ) -> None:
+        self.starts = starts
+        self.features = features
+        self.others = others
+        self.n_features = n_features
+        self.dtype = dtype
+
+    @property
+    def rows(self) -> int:
+        """Rows in the task."""
+        return self.starts[-1]
+
+    def fill(self, out: np.ndarray, start: int, stop: int) -> None:
+        """Write rows ``[start, stop)`` into ``out`` (``stop - start`` rows, row-major).
+
+        Runs in tiles of ``TILE_ROWS`` rows, so the columns being read and the rows being
+        written stay in cache.
+        """
+        import bisect
+
+        chunk = bisect.bisect_right(self.starts, start) - 1
+        pos = 0
+        while start < stop:
+            base, end = self.starts[chunk], self.starts[chunk + 1]
+            columns = self.features[chunk]
+            lo, hi = start - base, min(stop, end) - base
+            for t in range(lo, hi, TILE_ROWS):
+                e = min(hi, t + TILE_ROWS)
+                np.stack([c[t:e] for c in columns], axis=1, out=out[pos : pos + e - t], casting="unsafe")
+                pos += e - t
+            start = base + hi
+            chunk += 1
+
+    def take(self, start: int, stop: int) -> Columns:
+        """Rows ``[start, stop)``: the feature matrix (a new array) and slices of the other arrays."""
+        out: Columns = {}
+        if self.n_features:
+            matrix = np.empty((stop - start, self.n_features), dtype=self.dtype)
+            self.fill(matrix, start, stop)
+            out[FEATURES] = matrix
+        for key, value in self.others.items():
+            out[key] = value[start:stop]
+        return out
+
+
 def take(columns: Columns, index: np.ndarray | slice) -> Columns:
     """The same rows of every array."""
     return {k: v[index] for k, v in columns.items()}
@@ -256,13 +315,16 @@ def concat(parts: Sequence[Columns]) -> Columns:
     """Stack parts row-wise (one part is returned as it is)."""
     if len(parts) == 1:
         return parts[0]
-    out: Columns = {}
-    for k, first in parts[0].items():
-        if isinstance(first, Ragged):
-            out[k] = Ragged.concat([p[k] for p in parts])  # type: ignore[misc]
-        else:
-            out[k] = np.concatenate([p[k] for p in parts])
-    return out
+    return {k: concat_arrays([p[k] for p in parts]) for k in parts[0]}
+
+
+def concat_arrays(parts: Sequence[np.ndarray | Ragged]) -> np.ndarray | Ragged:
+    """Rows of arrays (or of :class:`Ragged` columns) one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], Ragged):
+        return Ragged.concat(parts)  # type: ignore[arg-type]
+    return np.concatenate(parts)  # type: ignore[arg-type]
 
 
 def batch_of(columns: Columns) -> Batch:

@@ -13,9 +13,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lakefeed.errors import ConfigError, ResumeStateError
+from lakefeed.errors import ConfigError, ResumeStateError, SchemaError
 from lakefeed.expr import Expr
-from lakefeed.loader.convert import Batch, BatchSpec, Columns, Ragged, batch_of, concat, take
+from lakefeed.loader.convert import (
+    FEATURES,
+    Batch,
+    BatchSpec,
+    Columns,
+    Decoded,
+    Ragged,
+    batch_of,
+    concat,
+    concat_arrays,
+    take,
+)
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.tables.base import Scan, ScanTask, Table
 
@@ -648,7 +659,7 @@ class _BlockReader:
         self.permute = permute and loader.shuffle
         self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
         self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
-        self.decoded: dict[int, Future[Columns]] = {}
+        self.decoded: dict[int, Future[Decoded]] = {}
         self.refs: dict[int, int] = {}
         for block in plan.blocks[first_block:]:
             for s in block:
@@ -659,7 +670,7 @@ class _BlockReader:
         self._lock = threading.Lock()
         self._closed = False
 
-    def _decode(self, task_index: int) -> Columns:
+    def _decode(self, task_index: int) -> Decoded:
         loader = self.loader
         task = loader._tasks[task_index]
         where = f"task {task_index} ({', '.join(task.files[:2])})"
@@ -672,17 +683,16 @@ class _BlockReader:
                 yield batch
 
         rows = loader._task_counts()[task_index]
-        columns = loader._spec.from_batches(counted(task.read()), where, rows=rows)
-        _release_arrow_memory()
-        first = self.offsets[task_index]
-        rows = len(next(iter(columns.values())))
-        columns[ROW_INDEX] = np.arange(first, first + rows, dtype=np.int64)
+        decoded = loader._spec.decode(counted(task.read()), where, rows=rows)
+        if decoded.rows != rows:
+            msg = f"{where}: {decoded.rows} rows where {rows} were planned; the table changed while it was read"
+            raise SchemaError(msg)
         with loader._stats_lock:
             loader._stats.bytes_decoded += decoded_bytes
             loader._stats.tasks_decoded += 1
-        return columns
+        return decoded
 
-    def _future(self, task_index: int) -> Future[Columns]:
+    def _future(self, task_index: int) -> Future[Decoded]:
         with self._lock:
             future = self.decoded.get(task_index)
             if future is None:
@@ -692,13 +702,35 @@ class _BlockReader:
 
     def _assemble(self, b: int) -> Block:
         block = self.plan.blocks[b]
-        parts = [take(self._future(s.task).result(), slice(s.start, s.stop)) for s in block]
-        data = concat(parts)
+        tasks = [self._future(s.task).result() for s in block]
+        spec = self.loader._spec
+        n = sum(s.rows for s in block)
+        data: Columns = {}
+        if spec.features:
+            # the one copy from Arrow: each slice is transposed straight into its rows of the block
+            matrix = np.empty((n, len(spec.features)), dtype=spec.dtype)
+            pos = 0
+            for s, task in zip(block, tasks, strict=True):
+                task.fill(matrix[pos : pos + s.rows], s.start, s.stop)
+                pos += s.rows
+            data[FEATURES] = matrix
+        for key in tasks[0].others:
+            data[key] = concat_arrays(
+                [task.others[key][s.start : s.stop] for s, task in zip(block, tasks, strict=True)]
+            )
+        data[ROW_INDEX] = np.concatenate(
+            [np.arange(self.offsets[s.task] + s.start, self.offsets[s.task] + s.stop, dtype=np.int64) for s in block]
+        )
+        del tasks
+        freed = False
         with self._lock:
             for s in block:
                 self.refs[s.task] -= 1
                 if self.refs[s.task] == 0:
                     self.decoded.pop(s.task, None)  # free the decoded task
+                    freed = True
+        if freed:
+            _release_arrow_memory()
         if self.loader.transform is not None:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))
