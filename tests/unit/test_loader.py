@@ -341,3 +341,42 @@ def test_structs_are_refused(tmp_path: Path) -> None:
     t = lf.Warehouse(tmp_path).create_table("l.st", pa.table({"s": pa.array([{"a": 1}])}))
     with pytest.raises(lf.errors.UnsupportedOperationError, match="select their fields"):
         lf.Loader(t, batch_size=4, columns=["s"])
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 16])
+def test_few_large_tasks_still_shuffle_well(lanes: int) -> None:
+    """16 files of 125k rows (the benchmark's shape): the plan alone keeps |rho| small every epoch."""
+    from scipy.stats import spearmanr
+
+    from lakefeed.loader.plan import plan_epoch
+
+    counts = [125_000] * 16
+    first = np.concatenate([[0], np.cumsum(counts)])
+    for epoch in range(6):
+        plan = plan_epoch(
+            counts, seed=0, epoch=epoch, rank=0, world_size=1, shuffle=True, block_rows=82_304, lanes=lanes
+        )
+        blocks = [
+            np.concatenate([np.arange(first[s.task] + s.start, first[s.task] + s.stop) for s in b]) for b in plan.blocks
+        ]
+        table_position = np.concatenate(blocks)
+        # rows of a block come out in a random order: ties within a block are broken at random
+        rng = np.random.default_rng(epoch)
+        output = np.concatenate(
+            [rng.permutation(len(b)) + sum(len(x) for x in blocks[:i]) for i, b in enumerate(blocks)]
+        )
+        assert sorted(table_position.tolist()) == list(range(2_000_000))
+        assert abs(spearmanr(table_position, output)[0]) < 0.02, (epoch, lanes)
+
+
+def test_fixed_size_lists_come_as_2d_arrays(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    vectors = np.arange(30, dtype=np.float32).reshape(10, 3)
+    data = pa.table({"id": np.arange(10), "v": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 3)})
+    pq.write_table(data, tmp_path / "part.parquet")
+    batches = list(lf.Loader(f"parquet://{tmp_path}", batch_size=4, columns=["id", "v"], seed=1))
+    for batch in batches:
+        assert batch["v"].shape == (len(batch["id"]), 3)
+        np.testing.assert_array_equal(batch["v"], vectors[batch["id"]])
+    assert sorted(np.concatenate([b["id"] for b in batches]).tolist()) == list(range(10))

@@ -210,7 +210,7 @@ class BatchSpec:
         if pa.types.is_list(t) or pa.types.is_large_list(t):
             return self._ragged(column, name, where)
         if pa.types.is_fixed_size_list(t):
-            flat = column.combine_chunks()
+            flat: Any = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
             if flat.null_count:
                 msg = f"column {name!r} has null lists in {where}"
                 raise SchemaError(msg)

@@ -42,7 +42,7 @@ STATE_VERSION = 1
 ROW_INDEX = "__lakefeed_row__"
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
-DEFAULT_MEMORY_BUDGET = 512 << 20
+DEFAULT_MEMORY_BUDGET = 640 << 20
 MAX_LANES = 16
 QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
@@ -267,9 +267,13 @@ class Loader:
     def _lanes(self) -> int:
         if not self.shuffle:
             return 1
+        # The budget holds the blocks in flight, the tasks being decoded (Arrow's read buffers
+        # and its output: about twice the decoded size each) and, per lane, its open task and
+        # the next one; what is left decides how many lanes a block mixes.
         largest_task = max((t.estimated_bytes for t in self._tasks), default=0) or 1
-        block_bytes = self.block_rows * max(1, self._row_bytes()) * (self.prefetch + 2)
-        room = max(0, self.memory_budget - block_bytes)
+        blocks = self.block_rows * max(1, self._row_bytes()) * (self.prefetch + 2)
+        decoding = min(self.num_threads, len(self._tasks)) * 2 * largest_task
+        room = max(0, self.memory_budget - blocks - decoding)
         return max(1, min(MAX_LANES, room // (2 * largest_task)))
 
     def shard(self, rank: int, world_size: int, *, share: int = 1) -> Loader:
@@ -601,11 +605,14 @@ class Loader:
 
         return iterate_with_progress(self, description=description, console=console)
 
-    def tf(self) -> Any:
-        """The batches as a ``tf.data.Dataset`` with a full ``element_spec`` (for ``model.fit``)."""
+    def tf(self, *, as_dict: bool = False, prefetch: bool = True) -> Any:
+        """The batches as a ``tf.data.Dataset`` with a full ``element_spec``, ready for ``model.fit``.
+
+        See :func:`lakefeed.frameworks.tf.to_tf_dataset` for the element structure.
+        """
         from lakefeed.frameworks.tf import to_tf_dataset
 
-        return to_tf_dataset(self)
+        return to_tf_dataset(self, as_dict=as_dict, prefetch=prefetch)
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,287 @@
+"""TensorFlow: the loader as a ``tf.data.Dataset`` with a full ``element_spec``, and ``tf.distribute`` input.
+
+The spec is computed from the scan's Arrow schema before anything is read, so Keras and
+``tf.function`` see fixed dtypes and feature widths from the first step. Each iteration of the
+dataset (each Keras epoch) iterates the loader once, which moves it to its next epoch: every
+epoch has its own order.
+
+Elements, by default, are what ``model.fit`` expects:
+
+========================================  ==========================================
+The loader yields                          An element is
+========================================  ==========================================
+``features`` and ``label``                 ``(features, label)``
+``features``, ``columns`` and ``label``    ``({"features": ..., name: ...}, label)``
+no ``label``                               ``features``, or the dict without a label
+========================================  ==========================================
+
+``as_dict=True`` gives the loader's own dict (``"features"``, ``"label"``, each column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+from lakefeed._utils import import_optional
+from lakefeed.errors import ConfigError, SchemaError, UnsupportedOperationError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import tensorflow as tf
+
+    from lakefeed.loader import Loader
+
+__all__ = ["LoaderFactory", "distributed_dataset", "element_spec", "to_tf_dataset"]
+
+FEATURES = "features"
+LABEL = "label"
+
+
+class LoaderFactory(Protocol):
+    """Builds one input pipeline's loader; ``functools.partial(lf.Loader, table, ...)`` is one."""
+
+    def __call__(self, *, rank: int, world_size: int, batch_size: int) -> Loader:
+        """The loader of pipeline ``rank`` of ``world_size``, with ``batch_size`` rows per batch."""
+        ...
+
+
+def _tf() -> Any:
+    return import_optional("tensorflow", extra="tf", purpose="loader.tf()")
+
+
+def _arrow_to_tf(tf: Any, name: str, t: pa.DataType, batch: int | None, table: str) -> Any:
+    """The spec of a label or pass-through column of Arrow type ``t``."""
+    import pyarrow as pa
+
+    def scalar(t: pa.DataType) -> Any:
+        if pa.types.is_boolean(t):
+            return tf.bool
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            return tf.as_dtype(np.dtype(t.to_pandas_dtype()))
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+            return tf.string
+        if pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+            return tf.string
+        return None
+
+    dtype = scalar(t)
+    if dtype is not None:
+        return tf.TensorSpec((batch,), dtype, name=name)
+    if pa.types.is_fixed_size_list(t) and scalar(t.value_type) is not None:
+        return tf.TensorSpec((batch, t.list_size), scalar(t.value_type), name=name)
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and scalar(t.value_type) is not None:
+        # the loader hands a variable-length list out as (values, row starts): a ragged tensor here
+        return tf.RaggedTensorSpec((batch, None), scalar(t.value_type), ragged_rank=1, row_splits_dtype=tf.int64)
+    msg = (
+        f"loader over {table}: column {name!r} is {t}, which has no TensorFlow dtype; cast it to a number "
+        "or string in the table, or leave it out of the loader's columns"
+    )
+    raise UnsupportedOperationError(msg)
+
+
+def _full_spec(tf: Any, loader: Loader) -> dict[str, Any]:
+    """The spec of every key of the loader's batches, in the loader's order, from the scan's schema."""
+    spec = loader._spec
+    schema = loader.scan.schema
+    table = loader.scan.table.name
+    batch = loader.batch_size if loader.drop_last else None
+    out: dict[str, Any] = {}
+    if spec.features:
+        out[FEATURES] = tf.TensorSpec((batch, len(spec.features)), tf.as_dtype(np.dtype(spec.dtype)), name=FEATURES)
+    if spec.label is not None:
+        out[LABEL] = _arrow_to_tf(tf, LABEL, schema.field(spec.label).type, batch, table)
+    for name in spec.columns:
+        out[name] = _arrow_to_tf(tf, name, schema.field(name).type, batch, table)
+    return out
+
+
+def _structure(full: dict[str, Any], *, as_dict: bool) -> Any:
+    """Arrange a dict (of specs or of arrays) as an element: the dict, ``(x, y)``, or ``x``."""
+    if as_dict:
+        return full
+    inputs = {k: v for k, v in full.items() if k != LABEL}
+    if not inputs:
+        return full
+    x = inputs[FEATURES] if list(inputs) == [FEATURES] else inputs
+    return (x, full[LABEL]) if LABEL in full else x
+
+
+def element_spec(loader: Loader, *, as_dict: bool = False) -> Any:
+    """The ``element_spec`` of ``to_tf_dataset(loader, as_dict=as_dict)``, from the schema alone.
+
+    Args:
+        loader: The loader the dataset would iterate.
+        as_dict: The loader's dict instead of ``(x, y)``.
+
+    Returns:
+        A ``tf.TensorSpec``, a dict of them, or an ``(x, y)`` pair. The batch dimension is
+        ``None``, or ``batch_size`` when the loader drops the last partial batch.
+
+    Raises:
+        UnsupportedOperationError: A label or column has a type TensorFlow cannot hold (timestamps, decimals).
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> from lakefeed.frameworks.tf import element_spec
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.e", pa.table({"x": [1.0, 2.0], "y": [0, 1]}))
+        >>> x, y = element_spec(lf.Loader(t, batch_size=2, features=["x"], label="y"))
+        >>> x.shape.as_list(), x.dtype.name, y.shape.as_list(), y.dtype.name
+        ([None, 1], 'float32', [None], 'int64')
+    """
+    return _structure(_full_spec(_tf(), loader), as_dict=as_dict)
+
+
+def _convert(tf: Any, batch: dict[str, Any], full: dict[str, Any], table: str) -> dict[str, Any]:
+    """Check a batch against the spec (a transform may have changed it) and make ragged tensors of lists."""
+    if set(batch) != set(full):
+        msg = f"loader over {table}: a batch has keys {sorted(batch)}, the dataset's element_spec {sorted(full)}"
+        raise SchemaError(msg)
+    out: dict[str, Any] = {}
+    rows = next((len(v) for v in batch.values() if not isinstance(v, tuple)), None)
+    for key, value in batch.items():
+        spec = full[key]
+        if isinstance(spec, tf.RaggedTensorSpec):
+            if not isinstance(value, tuple):
+                msg = f"loader over {table}: {key!r} should be a (values, offsets) pair, got {type(value).__name__}"
+                raise SchemaError(msg)
+            values, offsets = value[0], np.asarray(value[1], np.int64)
+            if rows is not None and len(offsets) == rows + 1:  # n + 1 row splits rather than n row starts
+                out[key] = tf.RaggedTensor.from_row_splits(values, offsets, validate=False)
+            else:
+                out[key] = tf.RaggedTensor.from_row_starts(values, offsets, validate=False)
+            continue
+        expected = spec.shape.as_list()
+        shape = getattr(value, "shape", None)
+        if (
+            shape is None
+            or len(shape) != len(expected)
+            or any(e not in (None, n) for e, n in zip(expected, shape, strict=True))
+        ):
+            msg = (
+                f"loader over {table}: {key!r} has shape {shape}, the element_spec {tuple(expected)}; "
+                "a transform must keep the columns' shapes"
+            )
+            raise SchemaError(msg)
+        if value.dtype == object and any(v is None for v in value.flat):
+            msg = f"loader over {table}: column {key!r} has nulls, which tf.string cannot hold; fill them first"
+            raise SchemaError(msg)
+        out[key] = value
+    return out
+
+
+def to_tf_dataset(loader: Loader, *, as_dict: bool = False, prefetch: bool = True) -> tf.data.Dataset:
+    """The loader's batches as a ``tf.data.Dataset`` with a full ``element_spec`` and a known cardinality.
+
+    ``loader.tf()`` is ``to_tf_dataset(loader)``. Every iteration of the dataset (every Keras
+    epoch) iterates the loader once, moving it to its next epoch, so each epoch has its own
+    order. The cardinality is ``len(loader)``, so Keras knows the steps per epoch. Pass
+    ``shuffle=False`` to ``model.fit`` (the loader shuffles; Keras warns about its default).
+
+    Args:
+        loader: The loader to iterate.
+        as_dict: Yield the loader's dict (``"features"``, ``"label"``, each column) instead of
+            ``(x, y)`` for ``model.fit``: ``x`` is the features tensor when the loader has no
+            ``columns``, else a dict of ``"features"`` and the columns; without a label the
+            element is ``x`` alone.
+        prefetch: Let tf.data prepare batches ahead (``tf.data.AUTOTUNE``). The loader then runs
+            a few batches ahead of the model, and its ``state_dict()`` counts those too; pass
+            False for an exact resume point.
+
+    Returns:
+        The dataset. Strings are ``tf.string``, booleans ``tf.bool``, fixed-size lists ``[B, size]``,
+        variable-length lists ``tf.RaggedTensor`` ``[B, None]``.
+
+    Raises:
+        UnsupportedOperationError: A label or column has a type TensorFlow cannot hold.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> from lakefeed.frameworks.tf import to_tf_dataset
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.f", pa.table({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}))
+        >>> ds = to_tf_dataset(lf.Loader(t, batch_size=2, features=["x"], label="y", shuffle=False))
+        >>> [(tuple(x.shape), y.numpy().tolist()) for x, y in ds], int(ds.cardinality())
+        ([((2, 1), [0, 1]), ((1, 1), [0])], 2)
+    """
+    tf = _tf()
+    full = _full_spec(tf, loader)
+    table = loader.scan.table.name
+
+    def generate() -> Iterator[Any]:
+        for batch in loader:  # one loader epoch per iteration of the dataset
+            yield _structure(_convert(tf, batch, full, table), as_dict=as_dict)
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=_structure(full, as_dict=as_dict))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(loader)))
+    options = tf.data.Options()
+    # the loader shards itself (rank, world_size): tf.distribute must not shard it again
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    dataset = dataset.with_options(options)
+    return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def distributed_dataset(
+    strategy: tf.distribute.Strategy,
+    make_loader: LoaderFactory,
+    global_batch_size: int,
+    *,
+    replication: Literal["worker", "replica"] = "worker",
+    as_dict: bool = False,
+) -> tf.distribute.DistributedDataset:
+    """Input for ``tf.distribute``: one loader per input pipeline, each reading its own shard.
+
+    Built with ``strategy.distribute_datasets_from_function``: each input pipeline calls
+    ``make_loader(rank=input_pipeline_id, world_size=num_input_pipelines,
+    batch_size=global_batch_size // num_replicas_in_sync)``. With ``"worker"`` there is one
+    pipeline per worker (host) and the strategy hands its consecutive batches to the worker's
+    replicas; with ``"replica"`` every replica has its own pipeline and loader shard. The
+    loader yields as many batches on every rank, so no replica waits on another.
+
+    Args:
+        strategy: A ``tf.distribute`` strategy (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``).
+        make_loader: Builds a pipeline's loader from ``rank``, ``world_size`` and ``batch_size``,
+            e.g. ``functools.partial(lf.Loader, table, features=[...], label="y", seed=0)``.
+        global_batch_size: Rows per step over all replicas; a multiple of the number of replicas.
+        replication: ``"worker"`` (one pipeline per host) or ``"replica"`` (one per replica).
+        as_dict: As for :func:`to_tf_dataset`.
+
+    Returns:
+        A distributed dataset, for ``model.fit`` or a custom loop over ``strategy.run``.
+
+    Raises:
+        ConfigError: ``global_batch_size`` is not a multiple of the number of replicas, or a bad ``replication``.
+
+    Example:
+        >>> import functools, lakefeed as lf, pyarrow as pa, tempfile, tensorflow as tf
+        >>> from lakefeed.frameworks.tf import distributed_dataset
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.g", pa.table({"x": [1.0, 2.0, 3.0, 4.0]}))
+        >>> strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        >>> ds = distributed_dataset(strategy, functools.partial(lf.Loader, t, features=["x"]), 2)
+        >>> sorted(float(v) for x in ds for v in tf.reshape(x, [-1]))
+        [1.0, 2.0, 3.0, 4.0]
+    """
+    tf = _tf()
+    if replication not in ("worker", "replica"):
+        msg = f"replication must be 'worker' (one loader per host) or 'replica' (one per replica), got {replication!r}"
+        raise ConfigError(msg)
+    replicas = int(strategy.num_replicas_in_sync)
+    if isinstance(global_batch_size, bool) or global_batch_size <= 0 or global_batch_size % replicas:
+        msg = f"global_batch_size must be a positive multiple of the {replicas} replica(s), got {global_batch_size!r}"
+        raise ConfigError(msg)
+
+    def dataset_fn(context: Any) -> Any:
+        loader = make_loader(
+            rank=context.input_pipeline_id,
+            world_size=context.num_input_pipelines,
+            batch_size=context.get_per_replica_batch_size(global_batch_size),
+        )
+        return to_tf_dataset(loader, as_dict=as_dict)
+
+    modes = tf.distribute.InputReplicationMode
+    options = tf.distribute.InputOptions(
+        experimental_replication_mode=modes.PER_WORKER if replication == "worker" else modes.PER_REPLICA,
+        experimental_fetch_to_device=replication == "worker",
+    )
+    return strategy.distribute_datasets_from_function(dataset_fn, options)
