@@ -380,3 +380,16 @@ def test_fixed_size_lists_come_as_2d_arrays(tmp_path: Path) -> None:
         assert batch["v"].shape == (len(batch["id"]), 3)
         np.testing.assert_array_equal(batch["v"], vectors[batch["id"]])
     assert sorted(np.concatenate([b["id"] for b in batches]).tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_every_batch_holds_its_own_rows_while_block_memory_is_reused(table: lf.Table, prefetch: int) -> None:
+    loader = _loader(table, prefetch=prefetch)
+    kept = []
+    for batch in loader:  # batches are kept: a reused block must never show through them
+        kept.append(batch)
+    for batch in kept:
+        ids = batch["id"]
+        np.testing.assert_array_equal(batch["features"][:, 0], (ids * 0.5).astype(np.float32))
+        np.testing.assert_array_equal(batch["features"][:, 1], (ids % 7).astype(np.float32))
+    assert sorted(_ids(kept).tolist()) == list(range(N))

@@ -486,7 +486,13 @@ class Loader:
         positions = np.concatenate([i * b + np.arange(len(rows)) * step for i, step, rows in sampled])
         return _spearman(positions, np.concatenate([rows for _, _, rows in sampled]))
 
-    def _rebatch(self, blocks: Iterator[Block], skip_rows: int, first_batch: int) -> Iterator[Columns]:
+    def _rebatch(
+        self,
+        blocks: Iterator[Block],
+        skip_rows: int,
+        first_batch: int,
+        recycle: Callable[[Columns], None] | None = None,
+    ) -> Iterator[Columns]:
         """Cut the stream of (permuted) blocks into batches of exactly ``batch_size`` rows.
 
         A shuffled block is not permuted in memory: each batch gathers its rows through the
@@ -535,6 +541,10 @@ class Loader:
                 lo += b
             if lo < total:
                 carry = {k: v.copy() for k, v in cut(lo, total, True).items()}  # not a view of the block
+            if recycle is not None and order is not None:
+                # every batch of a shuffled block was gathered (copied) out of it: its memory
+                # can take the next block's rows
+                recycle(data)
         if carry is not None and not self.drop_last:
             yield carry
 
@@ -549,7 +559,7 @@ class Loader:
         reader = _BlockReader(self, plan, epoch, first)
         try:
             skip = start_row - prefix[first] if plan.blocks else 0
-            yield from self._rebatch(reader.blocks(), skip, start_batch)
+            yield from self._rebatch(reader.blocks(), skip, start_batch, reader.recycle)
         finally:
             reader.close()
 
@@ -676,6 +686,7 @@ class _BlockReader:
             self.offsets.append(self.offsets[-1] + c)
         self._lock = threading.Lock()
         self._closed = False
+        self._free: list[np.ndarray] = []  # feature matrices of consumed blocks, reused (no page faults)
 
     def _decode(self, task_index: int) -> Decoded:
         loader = self.loader
@@ -715,7 +726,7 @@ class _BlockReader:
         data: Columns = {}
         if spec.features:
             # the one copy from Arrow: each slice is transposed straight into its rows of the block
-            matrix = np.empty((n, len(spec.features)), dtype=spec.dtype)
+            matrix = self._matrix(n, len(spec.features), np.dtype(spec.dtype))
             pos = 0
             for s, task in zip(block, tasks, strict=True):
                 task.fill(matrix[pos : pos + s.rows], s.start, s.stop)
@@ -748,6 +759,23 @@ class _BlockReader:
             rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
             return data, rng.permutation(len(data[ROW_INDEX]))
         return data, None
+
+    def _matrix(self, rows: int, width: int, dtype: np.dtype[Any]) -> np.ndarray:
+        with self._lock:
+            while self._free:
+                spare = self._free.pop()
+                if spare.shape[0] >= rows and spare.shape[1] == width and spare.dtype == dtype:
+                    return spare[:rows]
+        return np.empty((rows, width), dtype=dtype)
+
+    def recycle(self, data: Columns) -> None:
+        """Take back a consumed block's feature matrix for a later block (at most ``prefetch + 2`` are kept)."""
+        matrix = data.get(FEATURES)
+        if isinstance(matrix, np.ndarray) and self.loader.transform is None:
+            full = matrix.base if isinstance(matrix.base, np.ndarray) and matrix.base.ndim == 2 else matrix
+            with self._lock:
+                if len(self._free) < self.loader.prefetch + 2:
+                    self._free.append(full)
 
     def blocks(self) -> Iterator[Block]:
         n = len(self.plan.blocks)
