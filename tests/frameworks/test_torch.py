@@ -56,15 +56,19 @@ def test_a_model_learns_from_the_loader(regression: lf.Table) -> None:
     assert last < 0.01  # the noise floor is 0.05**2
 
 
-@pytest.fixture(scope="module")
-def uneven(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
+def _make_uneven(home: Path) -> lf.Table:
     """1,003 rows with ids in uneven files (appends of different sizes)."""
-    table = lf.Warehouse(tmp_path_factory.mktemp("w")).create_table(
+    table = lf.Warehouse(home).create_table(
         "t.uneven", pa.table({"id": np.arange(0, 400, dtype=np.int64), "x": np.arange(0, 400, dtype=np.float32)})
     )
     for lo, hi in [(400, 437), (437, 1003)]:
         table.append(pa.table({"id": np.arange(lo, hi, dtype=np.int64), "x": np.arange(lo, hi, dtype=np.float32)}))
     return table
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
+    return _make_uneven(tmp_path_factory.mktemp("w"))
 
 
 def _stream(batches: object) -> list[list[int]]:
@@ -168,3 +172,49 @@ def test_list_columns_feed_an_embedding_bag(tmp_path: Path) -> None:
         out = bag(values, offsets)
         expected = torch.stack([bag.weight[tags[int(i)]].sum(0) for i in batch["id"]])
         torch.testing.assert_close(out, expected)
+
+
+DDP_SCRIPT = """
+import json, os, sys
+import numpy as np
+import torch
+import torch.distributed as dist
+import lakefeed as lf
+
+dist.init_process_group("gloo")
+table = lf.Warehouse(sys.argv[1]).table("t.uneven")
+loader = lf.Loader(table, batch_size=64, features=["x"], columns=["id"], seed=0)  # rank, world from torch.distributed
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(1, 1))
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+seen = []
+for batch in loader.torch():
+    loss = model(batch["features"]).pow(2).mean()  # DDP all-reduces gradients: a missing batch would hang
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    seen.extend(batch["id"].tolist())
+with open(os.path.join(sys.argv[2], f"rank{dist.get_rank()}.json"), "w") as f:
+    json.dump({"rank": loader.rank, "world": loader.world_size, "batches": len(loader), "ids": seen}, f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_ddp_ranks_detect_themselves_and_never_hang(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    home = tmp_path / "wh"
+    _make_uneven(home)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(home), str(tmp_path)], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(3)]
+    assert [(r["rank"], r["world"]) for r in results] == [(0, 3), (1, 3), (2, 3)]
+    assert len({len(r["ids"]) for r in results}) == 1
+    assert set().union(*[set(r["ids"]) for r in results]) == set(range(1003))
