@@ -7,39 +7,34 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lakefeed.errors import ConfigError, ResumeStateError, SchemaError
+from lakefeed.errors import ConfigError, ResumeStateError
 from lakefeed.expr import Expr
 from lakefeed.loader.convert import (
-    FEATURES,
     Batch,
     BatchSpec,
     Columns,
-    Decoded,
     Ragged,
     batch_of,
     concat,
-    concat_arrays,
     take,
 )
 from lakefeed.loader.plan import EpochPlan, plan_epoch
+from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
 from lakefeed.tables.base import Scan, ScanTask, Table
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from lakefeed.frameworks.jax import JaxBatches
     from lakefeed.frameworks.torch import TorchBatches
 
 __all__ = ["Loader", "LoaderStats"]
 
 STATE_VERSION = 1
-ROW_INDEX = "__lakefeed_row__"
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
 DEFAULT_MEMORY_BUDGET = 640 << 20
@@ -47,8 +42,6 @@ MAX_LANES = 16
 QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
-Block = tuple[Columns, "np.ndarray | None"]
-"""A block's arrays and, when shuffled, the order to read its rows in."""
 
 
 @dataclass
@@ -556,7 +549,7 @@ class Loader:
             prefix.append(prefix[-1] + s)
         start_row = start_batch * self.batch_size
         first = max(0, bisect.bisect_right(prefix, start_row) - 1) if plan.blocks else 0
-        reader = _BlockReader(self, plan, epoch, first)
+        reader = BlockReader(self, plan, epoch, first)
         try:
             skip = start_row - prefix[first] if plan.blocks else 0
             yield from self._rebatch(reader.blocks(), skip, start_batch, reader.recycle)
@@ -581,7 +574,7 @@ class Loader:
         with self._lock:
             if self._cached is None:
                 plan = self._plan(0)
-                reader = _BlockReader(self, plan, 0, 0, permute=False)
+                reader = BlockReader(self, plan, 0, 0, permute=False)
                 try:
                     blocks = [data for data, _ in reader.blocks()]
                 finally:
@@ -631,13 +624,6 @@ class Loader:
         )
 
 
-def _release_arrow_memory() -> None:
-    """Hand memory Arrow freed back to the system, so the loader's RSS follows what it holds."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-
-
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 3:
         return None
@@ -663,143 +649,3 @@ def _to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
         mm.flush()
         out[name] = np.load(path, mmap_mode="r")
     return out
-
-
-class _BlockReader:
-    """Decodes tasks in threads and assembles (and permutes) blocks ahead of the consumer."""
-
-    def __init__(self, loader: Loader, plan: EpochPlan, epoch: int, first_block: int, *, permute: bool = True) -> None:
-        self.loader = loader
-        self.plan = plan
-        self.epoch = epoch
-        self.first = first_block
-        self.permute = permute and loader.shuffle
-        self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
-        self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
-        self.decoded: dict[int, Future[Decoded]] = {}
-        self.refs: dict[int, int] = {}
-        for block in plan.blocks[first_block:]:
-            for s in block:
-                self.refs[s.task] = self.refs.get(s.task, 0) + 1
-        self.offsets = [0]
-        for c in loader._task_counts():
-            self.offsets.append(self.offsets[-1] + c)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._free: list[np.ndarray] = []  # feature matrices of consumed blocks, reused (no page faults)
-
-    def _decode(self, task_index: int) -> Decoded:
-        loader = self.loader
-        task = loader._tasks[task_index]
-        where = f"task {task_index} ({', '.join(task.files[:2])})"
-        decoded_bytes = 0
-
-        def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            nonlocal decoded_bytes
-            for batch in batches:
-                decoded_bytes += batch.nbytes
-                yield batch
-
-        rows = loader._task_counts()[task_index]
-        decoded = loader._spec.decode(counted(task.read()), where, rows=rows)
-        if decoded.rows != rows:
-            msg = f"{where}: {decoded.rows} rows where {rows} were planned; the table changed while it was read"
-            raise SchemaError(msg)
-        with loader._stats_lock:
-            loader._stats.bytes_decoded += decoded_bytes
-            loader._stats.tasks_decoded += 1
-        return decoded
-
-    def _future(self, task_index: int) -> Future[Decoded]:
-        with self._lock:
-            future = self.decoded.get(task_index)
-            if future is None:
-                future = self.decode_pool.submit(self._decode, task_index)
-                self.decoded[task_index] = future
-            return future
-
-    def _assemble(self, b: int) -> Block:
-        block = self.plan.blocks[b]
-        tasks = [self._future(s.task).result() for s in block]
-        spec = self.loader._spec
-        n = sum(s.rows for s in block)
-        data: Columns = {}
-        if spec.features:
-            # the one copy from Arrow: each slice is transposed straight into its rows of the block
-            matrix = self._matrix(n, len(spec.features), np.dtype(spec.dtype))
-            pos = 0
-            for s, task in zip(block, tasks, strict=True):
-                task.fill(matrix[pos : pos + s.rows], s.start, s.stop)
-                pos += s.rows
-            data[FEATURES] = matrix
-        for key in tasks[0].others:
-            data[key] = concat_arrays(
-                [task.others[key][s.start : s.stop] for s, task in zip(block, tasks, strict=True)]
-            )
-        data[ROW_INDEX] = np.concatenate(
-            [np.arange(self.offsets[s.task] + s.start, self.offsets[s.task] + s.stop, dtype=np.int64) for s in block]
-        )
-        del tasks
-        freed = False
-        with self._lock:
-            for s in block:
-                self.refs[s.task] -= 1
-                if self.refs[s.task] == 0:
-                    self.decoded.pop(s.task, None)  # free the decoded task
-                    freed = True
-        if freed:
-            _release_arrow_memory()
-        if self.loader.transform is not None:
-            row_index = data.pop(ROW_INDEX)
-            data = dict(self.loader.transform(data))
-            data[ROW_INDEX] = row_index
-        data = {k: v if isinstance(v, Ragged) else np.ascontiguousarray(v) for k, v in data.items()}
-        if self.permute:
-            # not permuted in memory (a second full copy): each batch gathers its rows by this order
-            rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
-            return data, rng.permutation(len(data[ROW_INDEX]))
-        return data, None
-
-    def _matrix(self, rows: int, width: int, dtype: np.dtype[Any]) -> np.ndarray:
-        with self._lock:
-            while self._free:
-                spare = self._free.pop()
-                if spare.shape[0] >= rows and spare.shape[1] == width and spare.dtype == dtype:
-                    return spare[:rows]
-        return np.empty((rows, width), dtype=dtype)
-
-    def recycle(self, data: Columns) -> None:
-        """Take back a consumed block's feature matrix for a later block (at most ``prefetch + 2`` are kept)."""
-        matrix = data.get(FEATURES)
-        if isinstance(matrix, np.ndarray) and self.loader.transform is None:
-            full = matrix.base if isinstance(matrix.base, np.ndarray) and matrix.base.ndim == 2 else matrix
-            with self._lock:
-                if len(self._free) < self.loader.prefetch + 2:
-                    self._free.append(full)
-
-    def blocks(self) -> Iterator[Block]:
-        n = len(self.plan.blocks)
-        depth = max(1, self.loader.prefetch)
-        pending: list[Future[Block]] = []
-        nxt = self.first
-        while nxt < n and len(pending) < depth:
-            for s in self.plan.blocks[nxt]:
-                self._future(s.task)
-            pending.append(self.block_pool.submit(self._assemble, nxt))
-            nxt += 1
-        while pending:
-            future = pending.pop(0)
-            if nxt < n:
-                for s in self.plan.blocks[nxt]:
-                    self._future(s.task)
-                pending.append(self.block_pool.submit(self._assemble, nxt))
-                nxt += 1
-            self.loader._stats.blocks_ready = sum(1 for f in pending if f.done())
-            yield future.result()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.block_pool.shutdown(wait=True, cancel_futures=True)
-            self.decode_pool.shutdown(wait=True, cancel_futures=True)
-            self.decoded.clear()
