@@ -218,3 +218,21 @@ def test_ddp_ranks_detect_themselves_and_never_hang(tmp_path: Path) -> None:
     assert [(r["rank"], r["world"]) for r in results] == [(0, 3), (1, 3), (2, 3)]
     assert len({len(r["ids"]) for r in results}) == 1
     assert set().union(*[set(r["ids"]) for r in results]) == set(range(1003))
+
+
+def test_cached_workers_resume_exactly(uneven: lf.Table) -> None:
+    def loader() -> object:
+        ds = lf.torch_dataset(uneven, batch_size=50, features=["x"], columns=["id"], num_workers=2, cache="memory")
+        return ds.dataloader(persistent_workers=True)
+
+    full = loader()
+    reference = _stream(full) + _stream(full)
+    assert set(sum(reference[: len(reference) // 2], [])) == set(range(1003))  # one row repeated as padding
+    interrupted = loader()
+    it = iter(interrupted)  # type: ignore[call-overload]
+    head = [next(it)["id"].tolist() for _ in range(7)]
+    state = interrupted.state_dict()  # type: ignore[attr-defined]
+    del it
+    resumed = loader()
+    resumed.load_state_dict(state)  # type: ignore[attr-defined]
+    assert head + _stream(resumed) + _stream(resumed) == reference
