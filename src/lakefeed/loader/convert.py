@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,36 +143,46 @@ class BatchSpec:
                 )
                 raise UnsupportedOperationError(msg)
 
-    def decode(self, batches: Iterable[pa.RecordBatch], where: str, *, rows: int | None = None) -> Decoded:
+    @property
+    def other_keys(self) -> list[tuple[str, str]]:
+        """(output key, source column) of the label and the pass-through columns."""
+        keys = [(name, name) for name in self.columns]
+        if self.label:
+            keys.insert(0, (LABEL, self.label))
+        return keys
+
+    def decode(
+        self, batches: Iterable[pa.RecordBatch], where: str, *, rows: int | None = None, into: Decoded | None = None
+    ) -> Decoded:
         """Convert record batches as they arrive: features stay numpy views of Arrow's columns.
 
-        The transposition into a row-major matrix happens later, straight into the block that
-        needs the rows (:meth:`Decoded.fill`): one copy from Arrow to the block.
+        The rows are appended to ``into`` (or a new :class:`Decoded`) batch by batch, so a
+        reader can use the first rows while the rest decode. The transposition into a
+        row-major matrix happens later, straight into the block that needs the rows
+        (:meth:`Decoded.fill`): one copy from Arrow to the block.
         """
-        starts = [0]
-        features: list[list[np.ndarray]] = []
-        others: dict[str, list[np.ndarray | Ragged]] = {
-            n: [] for n in [*([self.label] if self.label else []), *self.columns]
-        }
-        for batch in batches:
-            m = batch.num_rows
-            if rows is not None and starts[-1] + m > rows:
-                msg = f"{where}: more rows than the {rows} planned; the table changed while it was read"
+        out = into if into is not None else Decoded(self)
+        try:
+            seen = 0
+            for batch in batches:
+                m = batch.num_rows
+                if rows is not None and seen + m > rows:
+                    msg = f"{where}: more rows than the {rows} planned; the table changed while it was read"
+                    raise SchemaError(msg)
+                if not m:
+                    continue
+                features = [self._numbers(batch.column(name), name, where) for name in self.features]
+                others = {key: self._values(batch.column(name), name, where) for key, name in self.other_keys}
+                out.append(m, features, others)
+                seen += m
+            if rows is not None and seen != rows:
+                msg = f"{where}: {seen} rows where {rows} were planned; the table changed while it was read"
                 raise SchemaError(msg)
-            if not m:
-                continue
-            if self.features:
-                features.append([self._numbers(batch.column(name), name, where) for name in self.features])
-            for name, parts in others.items():
-                parts.append(self._values(batch.column(name), name, where))
-            starts.append(starts[-1] + m)
-        out: Columns = {}
-        for name, parts in others.items():
-            key = LABEL if name == self.label and name not in self.columns else name
-            out[key] = concat_arrays(parts) if parts else np.empty((0,))
-        if self.label and self.label in self.columns:
-            out[LABEL] = out[self.label]
-        return Decoded(starts, features, out, len(self.features), np.dtype(self.dtype))
+        except BaseException as exc:
+            out.finish(exc)
+            raise
+        out.finish()
+        return out
 
     def from_batches(self, batches: Iterable[pa.RecordBatch], where: str) -> Columns:
         """The rows of ``batches`` as a batch: the feature matrix, the label and the columns.
@@ -246,32 +256,73 @@ class BatchSpec:
 
 
 class Decoded:
-    """A decoded read task: features as numpy views of Arrow columns (chunk by chunk), the rest as arrays.
+    """A read task's rows as they decode: features as numpy views of Arrow columns, chunk by chunk.
 
-    Holding a task this way costs what Arrow decoded, nothing more; :meth:`fill` transposes
-    any range of its rows into (a part of) a row-major feature matrix.
+    Holding a task this way costs what Arrow decoded, nothing more. The decoding thread
+    adds chunks (:meth:`append`); readers of a row range (:meth:`fill`, :meth:`column`) wait only
+    until that range has been decoded, so a block can be assembled from the first rows of a
+    task while the rest still decode.
     """
 
-    __slots__ = ("dtype", "features", "n_features", "others", "starts")
+    def __init__(self, spec: BatchSpec) -> None:
+        import threading
 
-    def __init__(
-        self,
-        starts: list[int],
-        features: list[list[np.ndarray]],
-        others: Columns,
-        n_features: int,
-        dtype: np.dtype[Any],
-    ) -> None:
-        self.starts = starts
-        self.features = features
-        self.others = others
-        self.n_features = n_features
-        self.dtype = dtype
+        self.n_features = len(spec.features)
+        self.dtype = np.dtype(spec.dtype)
+        self.keys = [key for key, _ in spec.other_keys]
+        self.starts = [0]
+        self.features: list[list[np.ndarray]] = []
+        self.others: dict[str, list[np.ndarray | Ragged]] = {key: [] for key in self.keys}
+        self._ready = threading.Condition()
+        self._done = False
+        self._error: BaseException | None = None
 
     @property
     def rows(self) -> int:
-        """Rows in the task."""
+        """Rows decoded so far (all of them once decoding finished)."""
         return self.starts[-1]
+
+    def append(self, rows: int, features: list[np.ndarray], others: Columns) -> None:
+        """Add the next ``rows`` rows (called by the decoding thread)."""
+        with self._ready:
+            if self._done:
+                return
+            self.features.append(features)
+            for key in self.keys:
+                self.others[key].append(others[key])
+            self.starts.append(self.starts[-1] + rows)
+            self._ready.notify_all()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Mark the task decoded, or failed with ``error`` (readers then raise it)."""
+        with self._ready:
+            if not self._done:
+                self._done, self._error = True, error
+            self._ready.notify_all()
+
+    def wait(self, stop: int) -> None:
+        """Block until rows ``[0, stop)`` are decoded; raise the decoding error if there was one."""
+        with self._ready:
+            while self.starts[-1] < stop and not self._done:
+                self._ready.wait()
+            if self._error is not None:
+                raise self._error
+            if self.starts[-1] < stop:
+                msg = f"rows up to {stop} were asked of a task with {self.starts[-1]}"
+                raise SchemaError(msg)
+
+    def _chunks(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
+        """(chunk, first, end) row ranges within the chunks that hold rows ``[start, stop)``."""
+        import bisect
+
+        self.wait(stop)
+        chunk = bisect.bisect_right(self.starts, start) - 1
+        while start < stop:
+            base, end = self.starts[chunk], self.starts[chunk + 1]
+            hi = min(stop, end)
+            yield chunk, start - base, hi - base
+            start = hi
+            chunk += 1
 
     def fill(self, out: np.ndarray, start: int, stop: int) -> None:
         """Write rows ``[start, stop)`` into ``out`` (``stop - start`` rows, row-major).
@@ -279,30 +330,28 @@ class Decoded:
         Runs in tiles of ``TILE_ROWS`` rows, so the columns being read and the rows being
         written stay in cache.
         """
-        import bisect
-
-        chunk = bisect.bisect_right(self.starts, start) - 1
         pos = 0
-        while start < stop:
-            base, end = self.starts[chunk], self.starts[chunk + 1]
+        for chunk, lo, hi in self._chunks(start, stop):
             columns = self.features[chunk]
-            lo, hi = start - base, min(stop, end) - base
             for t in range(lo, hi, TILE_ROWS):
                 e = min(hi, t + TILE_ROWS)
                 np.stack([c[t:e] for c in columns], axis=1, out=out[pos : pos + e - t], casting="unsafe")
                 pos += e - t
-            start = base + hi
-            chunk += 1
+
+    def column(self, key: str, start: int, stop: int) -> np.ndarray | Ragged:
+        """Rows ``[start, stop)`` of the label or a pass-through column."""
+        parts = [self.others[key][chunk][lo:hi] for chunk, lo, hi in self._chunks(start, stop)]
+        return concat_arrays(parts) if parts else np.empty((0,))
 
     def take(self, start: int, stop: int) -> Columns:
-        """Rows ``[start, stop)``: the feature matrix (a new array) and slices of the other arrays."""
+        """Rows ``[start, stop)``: the feature matrix (a new array) and the other arrays."""
         out: Columns = {}
         if self.n_features:
             matrix = np.empty((stop - start, self.n_features), dtype=self.dtype)
             self.fill(matrix, start, stop)
             out[FEATURES] = matrix
-        for key, value in self.others.items():
-            out[key] = value[start:stop]
+        for key in self.keys:
+            out[key] = self.column(key, start, stop)
         return out
 
 

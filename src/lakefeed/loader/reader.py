@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lakefeed.errors import SchemaError
 from lakefeed.loader.convert import FEATURES, Columns, Decoded, Ragged, concat_arrays
 from lakefeed.loader.plan import EpochPlan
 
@@ -24,6 +23,10 @@ ROW_INDEX = "__lakefeed_row__"
 """The key of each row's position in the table (for the shuffle-quality statistic)."""
 Block = tuple[Columns, "np.ndarray | None"]
 """A block's arrays and, when shuffled, the order to read its rows in."""
+
+
+class ReaderClosedError(Exception):
+    """Raised inside the loader's own threads when an iteration is closed early (never seen by users)."""
 
 
 def _release_arrow_memory() -> None:
@@ -48,7 +51,7 @@ class BlockReader:
         self.permute = permute and loader.shuffle
         self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
         self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
-        self.decoded: dict[int, Future[Decoded]] = {}
+        self.decoded: dict[int, Decoded] = {}
         self.refs: dict[int, int] = {}
         for block in plan.blocks[first_block:]:
             for s in block:
@@ -60,7 +63,7 @@ class BlockReader:
         self._closed = False
         self._free: list[np.ndarray] = []  # feature matrices of consumed blocks, reused (no page faults)
 
-    def _decode(self, task_index: int) -> Decoded:
+    def _decode(self, task_index: int, into: Decoded) -> None:
         loader = self.loader
         task = loader._tasks[task_index]
         where = f"task {task_index} ({', '.join(task.files[:2])})"
@@ -69,30 +72,29 @@ class BlockReader:
         def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             nonlocal decoded_bytes
             for batch in batches:
+                if self._closed:
+                    return
                 decoded_bytes += batch.nbytes
                 yield batch
 
-        rows = loader._task_counts()[task_index]
-        decoded = loader._spec.decode(counted(task.read()), where, rows=rows)
-        if decoded.rows != rows:
-            msg = f"{where}: {decoded.rows} rows where {rows} were planned; the table changed while it was read"
-            raise SchemaError(msg)
+        loader._spec.decode(counted(task.read()), where, rows=loader._task_counts()[task_index], into=into)
         with loader._stats_lock:
             loader._stats.bytes_decoded += decoded_bytes
             loader._stats.tasks_decoded += 1
-        return decoded
 
-    def _future(self, task_index: int) -> Future[Decoded]:
+    def _task(self, task_index: int) -> Decoded:
+        """The task's rows, decoding (started now if it was not yet)."""
         with self._lock:
-            future = self.decoded.get(task_index)
-            if future is None:
-                future = self.decode_pool.submit(self._decode, task_index)
-                self.decoded[task_index] = future
-            return future
+            decoded = self.decoded.get(task_index)
+            if decoded is None:
+                decoded = Decoded(self.loader._spec)
+                self.decoded[task_index] = decoded
+                self.decode_pool.submit(self._decode, task_index, decoded)
+            return decoded
 
     def _assemble(self, b: int) -> Block:
         block = self.plan.blocks[b]
-        tasks = [self._future(s.task).result() for s in block]
+        tasks = [self._task(s.task) for s in block]
         spec = self.loader._spec
         n = sum(s.rows for s in block)
         data: Columns = {}
@@ -104,23 +106,19 @@ class BlockReader:
                 task.fill(matrix[pos : pos + s.rows], s.start, s.stop)
                 pos += s.rows
             data[FEATURES] = matrix
-        for key in tasks[0].others:
-            data[key] = concat_arrays(
-                [task.others[key][s.start : s.stop] for s, task in zip(block, tasks, strict=True)]
-            )
+        for key in tasks[0].keys:
+            data[key] = concat_arrays([task.column(key, s.start, s.stop) for s, task in zip(block, tasks, strict=True)])
         data[ROW_INDEX] = np.concatenate(
             [np.arange(self.offsets[s.task] + s.start, self.offsets[s.task] + s.stop, dtype=np.int64) for s in block]
         )
         del tasks
-        freed = False
         with self._lock:
             for s in block:
                 self.refs[s.task] -= 1
                 if self.refs[s.task] == 0:
-                    self.decoded.pop(s.task, None)  # free the decoded task
-                    freed = True
-        if freed:
-            _release_arrow_memory()
+                    # freed to Arrow's pool, which reuses the pages for the next tasks (handing
+                    # them back to the system and faulting fresh ones costs more than decoding)
+                    self.decoded.pop(s.task, None)
         if self.loader.transform is not None:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))
@@ -157,14 +155,14 @@ class BlockReader:
         nxt = self.first
         while nxt < n and len(pending) < depth:
             for s in self.plan.blocks[nxt]:
-                self._future(s.task)
+                self._task(s.task)
             pending.append(self.block_pool.submit(self._assemble, nxt))
             nxt += 1
         while pending:
             future = pending.pop(0)
             if nxt < n:
                 for s in self.plan.blocks[nxt]:
-                    self._future(s.task)
+                    self._task(s.task)
                 pending.append(self.block_pool.submit(self._assemble, nxt))
                 nxt += 1
             self.loader._stats.blocks_ready = sum(1 for f in pending if f.done())
@@ -173,7 +171,14 @@ class BlockReader:
     def close(self) -> None:
         """Stop the threads and drop what was decoded."""
         if not self._closed:
-            self._closed = True
+            self._closed = True  # running decodes stop at their next batch
+            self.decode_pool.shutdown(wait=False, cancel_futures=True)
+            with self._lock:
+                pending = list(self.decoded.values())
+            for decoded in pending:  # an assembly waiting on a task that will not decode gives up
+                decoded.finish(ReaderClosedError("the loader's iteration was closed"))
             self.block_pool.shutdown(wait=True, cancel_futures=True)
-            self.decode_pool.shutdown(wait=True, cancel_futures=True)
+            self.decode_pool.shutdown(wait=True)
             self.decoded.clear()
+            self._free.clear()
+            _release_arrow_memory()  # the epoch is over: what Arrow holds goes back to the system
