@@ -393,3 +393,14 @@ def test_every_batch_holds_its_own_rows_while_block_memory_is_reused(table: lf.T
         np.testing.assert_array_equal(batch["features"][:, 0], (ids * 0.5).astype(np.float32))
         np.testing.assert_array_equal(batch["features"][:, 1], (ids % 7).astype(np.float32))
     assert sorted(_ids(kept).tolist()) == list(range(N))
+
+
+def test_label_and_columns_are_cast_as_asked(table: lf.Table) -> None:
+    batch = next(iter(_loader(table, dtypes={"label": "float32", "id": "int32"})))
+    assert batch["label"].dtype == np.float32
+    assert batch["id"].dtype == np.int32
+    np.testing.assert_array_equal(batch["label"], (batch["id"] % 3).astype(np.float32))
+    with pytest.raises(ConfigError, match="does not yield"):
+        _loader(table, dtypes={"nope": "float32"})
+    with pytest.raises(ConfigError, match="not a numpy dtype"):
+        _loader(table, dtypes={"label": "floaty"})

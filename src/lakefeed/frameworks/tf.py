@@ -52,11 +52,13 @@ def _tf() -> Any:
     return import_optional("tensorflow", extra="tf", purpose="loader.tf()")
 
 
-def _arrow_to_tf(tf: Any, name: str, t: pa.DataType, batch: int | None, table: str) -> Any:
-    """The spec of a label or pass-through column of Arrow type ``t``."""
+def _arrow_to_tf(tf: Any, name: str, t: pa.DataType, batch: int | None, table: str, cast: str | None = None) -> Any:
+    """The spec of a label or pass-through column of Arrow type ``t`` (cast to ``cast`` if given)."""
     import pyarrow as pa
 
     def scalar(t: pa.DataType) -> Any:
+        if cast is not None and (pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)):
+            return tf.as_dtype(np.dtype(cast))
         if pa.types.is_boolean(t):
             return tf.bool
         if pa.types.is_integer(t) or pa.types.is_floating(t):
@@ -91,10 +93,11 @@ def _full_spec(tf: Any, loader: Loader) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if spec.features:
         out[FEATURES] = tf.TensorSpec((batch, len(spec.features)), tf.as_dtype(np.dtype(spec.dtype)), name=FEATURES)
+    casts = dict(spec.casts)
     if spec.label is not None:
-        out[LABEL] = _arrow_to_tf(tf, LABEL, schema.field(spec.label).type, batch, table)
+        out[LABEL] = _arrow_to_tf(tf, LABEL, schema.field(spec.label).type, batch, table, casts.get(LABEL))
     for name in spec.columns:
-        out[name] = _arrow_to_tf(tf, name, schema.field(name).type, batch, table)
+        out[name] = _arrow_to_tf(tf, name, schema.field(name).type, batch, table, casts.get(name))
     return out
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lakefeed.errors import ColumnNotFoundError, SchemaError, UnsupportedOperationError
+from lakefeed.errors import ColumnNotFoundError, ConfigError, SchemaError, UnsupportedOperationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -106,6 +106,8 @@ class BatchSpec:
     columns: tuple[str, ...]
     dtype: str = "float32"
     fill_null: float | None = None
+    casts: tuple[tuple[str, str], ...] = ()
+    """(output key, numpy dtype) for the label and pass-through columns."""
 
     @property
     def read_columns(self) -> list[str]:
@@ -116,6 +118,17 @@ class BatchSpec:
     def validate(self, schema: pa.Schema, table: str) -> None:
         """Check names and types against the scan's schema before anything is read."""
         import pyarrow as pa
+
+        keys = dict(self.other_keys)
+        for key, dtype in self.casts:
+            if key not in keys:
+                msg = f"dtypes names {key!r}, which the loader does not yield; it yields {list(keys)} besides 'features'"
+                raise ConfigError(msg)
+            try:
+                np.dtype(dtype)
+            except TypeError as exc:
+                msg = f"dtypes[{key!r}] = {dtype!r} is not a numpy dtype (e.g. 'float32', 'int64')"
+                raise ConfigError(msg) from exc
 
         for name in self.read_columns:
             if name not in schema.names:
@@ -173,6 +186,12 @@ class BatchSpec:
                     continue
                 features = [self._numbers(batch.column(name), name, where) for name in self.features]
                 others = {key: self._values(batch.column(name), name, where) for key, name in self.other_keys}
+                for key, dtype in self.casts:
+                    value = others[key]
+                    if isinstance(value, Ragged):
+                        others[key] = Ragged(value.values.astype(dtype, copy=False), value.offsets)
+                    else:
+                        others[key] = value.astype(dtype, copy=False)
                 out.append(m, features, others)
                 seen += m
             if rows is not None and seen != rows:

@@ -154,6 +154,7 @@ class Loader:
         prefetch: Blocks assembled ahead of the consumer.
         dtype: The features' dtype.
         fill_null: Value for nulls in numeric columns (default: nulls raise ``SchemaError``).
+        dtypes: Casts of the label and pass-through columns, e.g. ``{"label": "float32"}``.
         target_bytes: Decoded size of one read task (default 8 MiB).
         memory_budget: Bytes the loader may hold decoded at once; decides the number of lanes.
 
@@ -193,6 +194,7 @@ class Loader:
         prefetch: int | None = None,
         dtype: str = "float32",
         fill_null: float | None = None,
+        dtypes: dict[str, str] | None = None,
         target_bytes: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
@@ -227,7 +229,10 @@ class Loader:
         if not feature_names and label is None and not columns:
             msg = "the loader needs something to yield: features=[...], label=... or columns=[...]"
             raise ConfigError(msg)
-        self._spec = BatchSpec(tuple(feature_names), label, tuple(columns or []), dtype=dtype, fill_null=fill_null)
+        casts = tuple(sorted((dtypes or {}).items()))
+        self._spec = BatchSpec(
+            tuple(feature_names), label, tuple(columns or []), dtype=dtype, fill_null=fill_null, casts=casts
+        )
         self.scan = _resolve_scan(source, self._spec.read_columns, filter)
         self._spec.validate(self.scan.schema, self.scan.table.name)
         self._target_bytes = target_bytes or DEFAULT_TASK_BYTES
@@ -377,6 +382,8 @@ class Loader:
             "snapshot_id": self.scan.snapshot_id,
             "filter": str(self.scan.filter) if self.scan.filter is not None else None,
             "features": list(self._spec.features),
+            "dtype": self._spec.dtype,
+            "dtypes": dict(self._spec.casts),
             "label": self._spec.label,
             "columns": list(self._spec.columns),
             "batch_size": self.batch_size,
