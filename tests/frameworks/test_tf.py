@@ -258,7 +258,7 @@ def test_mirrored_strategy_sees_every_row_once_per_epoch(regression: lf.Table, t
 def test_casts_show_in_the_element_spec(tmp_path: Path) -> None:
     t = lf.Warehouse(tmp_path).create_table("t.cast", pa.table({"x": [1.0, 2.0], "y": [0, 1]}))
     loader = lf.Loader(t, batch_size=2, features=["x"], label="y", dtypes={"label": "float32"})
-    x, y = loader.tf().element_spec
+    _, y = loader.tf().element_spec
     assert y.dtype == tf.float32
     _, label = next(iter(loader.tf()))
     assert label.dtype == tf.float32

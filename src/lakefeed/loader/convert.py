@@ -122,7 +122,7 @@ class BatchSpec:
         keys = dict(self.other_keys)
         for key, dtype in self.casts:
             if key not in keys:
-                msg = f"dtypes names {key!r}, which the loader does not yield; it yields {list(keys)} besides 'features'"
+                msg = f"dtypes names {key!r}, which the loader does not yield; it yields {list(keys)} and 'features'"
                 raise ConfigError(msg)
             try:
                 np.dtype(dtype)
