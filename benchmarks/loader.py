@@ -46,6 +46,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ["HF_HUB_OFFLINE"] = "1"  # Hugging Face datasets: local files only, never ask the Hub
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", str(ROOT / "bench-data" / "hf-home"))
 SWAP_ROWS = 10_000
 CHUNK_ROWS = 8192
 PAIMON_TABLE = "bench.t"
@@ -191,9 +194,6 @@ def hf_datasets(folder: Path, batch: int, features: list[str]) -> Iterator[objec
     (it keeps the shuffle buffer in Arrow); "numpy" was about 2x and a torch ``DataLoader`` over
     ``with_format("torch")`` about 100x slower on the smoke data.
     """
-    os.environ["HF_HUB_OFFLINE"] = "1"  # local files only: never ask the Hub
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HOME", str(ROOT / "bench-data" / "hf-home"))
     import datasets
 
     files = sorted(str(p) for p in folder.glob("*.parquet"))
@@ -245,23 +245,32 @@ class Contender:
     run: Callable[[Path, int, list[str]], Iterator[object]]
     data: str = "parquet"  # "parquet": the folder of Parquet files; "paimon": the Paimon warehouse
     venv: str | None = None  # a virtual environment under the repository root whose python runs it
+    imports: tuple[str, ...] = ()  # modules imported before the clock starts: import time is per process
 
     def python(self) -> Path:
         return ROOT / self.venv / "bin" / "python" if self.venv else Path(sys.executable)
 
 
+LAKEFEED_IMPORTS = ("lakefeed", "lakefeed.loader", "lakefeed.tables", "pyarrow.dataset")
 CONTENDERS: dict[str, Contender] = {
-    "lakefeed streaming": Contender(lambda folder, b, f: lakefeed_stream(f"parquet://{folder}", b, f)),
-    "lakefeed cached": Contender(lambda folder, b, f: lakefeed_stream(f"parquet://{folder}", b, f, cache="memory")),
-    "hand-written numpy stream": Contender(handwritten_numpy),
-    "pq.read_table + stack": Contender(read_table_stack),
-    "pandas + DataLoader": Contender(pandas_dataloader),
-    "HF datasets iterable": Contender(hf_datasets),
-    "Ray Data iter_torch_batches": Contender(ray_data),
-    "lakefeed on Paimon": Contender(
-        lambda wh, b, f: lakefeed_stream(f"paimon://{wh}/{PAIMON_TABLE}", b, f), data="paimon", venv=PAIMON_PYTHON
+    "lakefeed streaming": Contender(
+        lambda folder, b, f: lakefeed_stream(f"parquet://{folder}", b, f), imports=LAKEFEED_IMPORTS
     ),
-    "pypaimon batches": Contender(pypaimon_batches, data="paimon", venv=PAIMON_PYTHON),
+    "lakefeed cached": Contender(
+        lambda folder, b, f: lakefeed_stream(f"parquet://{folder}", b, f, cache="memory"), imports=LAKEFEED_IMPORTS
+    ),
+    "hand-written numpy stream": Contender(handwritten_numpy, imports=("pyarrow.parquet",)),
+    "pq.read_table + stack": Contender(read_table_stack, imports=("pyarrow.parquet",)),
+    "pandas + DataLoader": Contender(pandas_dataloader, imports=("pandas", "torch", "torch.utils.data")),
+    "HF datasets iterable": Contender(hf_datasets, imports=("datasets",)),
+    "Ray Data iter_torch_batches": Contender(ray_data, imports=("ray", "ray.data", "torch")),
+    "lakefeed on Paimon": Contender(
+        lambda wh, b, f: lakefeed_stream(f"paimon://{wh}/{PAIMON_TABLE}", b, f),
+        data="paimon",
+        venv=PAIMON_PYTHON,
+        imports=(*LAKEFEED_IMPORTS, "pypaimon"),
+    ),
+    "pypaimon batches": Contender(pypaimon_batches, data="paimon", venv=PAIMON_PYTHON, imports=("pypaimon",)),
 }
 BASE = "lakefeed streaming"
 HAND = "hand-written numpy stream"
@@ -279,7 +288,11 @@ RSS_GOAL = 2**30  # streaming peak RSS
 
 
 def run_one(name: str, source: Path, batch: int, columns: int, limit_s: float) -> dict[str, object]:
+    import importlib
+
     features = [f"f{j}" for j in range(columns)]
+    for module in CONTENDERS[name].imports:  # every contender's libraries are loaded before the clock
+        importlib.import_module(module)
     t0 = time.perf_counter()
     rows = 0
     first = None

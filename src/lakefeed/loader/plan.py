@@ -125,8 +125,9 @@ def _rotations(
     With few, large tasks a lane holds only a few of them, and chance alone can leave the
     rows' output positions correlated with their table positions (|rho| of 0.3 with 16 files
     in 3 lanes). Each draw of starting slices is scored by the row-weighted correlation
-    between the mean table position of a slice's rows and the block it lands in; the first
-    draw below ``0.01`` is kept, else the best of ``tries``.
+    between the mean table position of a slice's rows and the block it lands in. Of the draws
+    below ``0.01`` the one whose first block needs the fewest rows decoded is kept (the first
+    batch comes sooner), else the least correlated of ``tries``.
     """
     if not mine or not lane_slices:
         return []
@@ -149,16 +150,24 @@ def _rotations(
     hi = np.minimum(np.asarray(lane_bounds[1:], dtype=np.int64)[lane_of], lo + lane_share)
     weight = (hi - lo).astype(np.float64)
     where = (position_sum(hi) - position_sum(lo)) / np.maximum(weight, 1)  # mean table position of each slice
+    # What the first block waits for: a task decodes from its first row, so a slice is ready
+    # once its task(s) decoded up to its last row.
+    piece_start = np.array([s.start for s in mine], dtype=np.int64)
+    ends = np.concatenate([[0], np.cumsum(piece_start + np.array([s.rows for s in mine], dtype=np.int64))])
+    first_piece = np.searchsorted(prefix, lo, side="right") - 1
+    last_piece = np.searchsorted(prefix, hi - 1, side="right") - 1
+    wait = ends[last_piece] - ends[first_piece] + piece_start[last_piece] + (hi - prefix[last_piece])
     sizes = np.asarray(lane_slices, dtype=np.int64)
-    best, best_rho = [0] * lanes, 2.0
+    lane_first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # index of each lane's slice 0
+    best, best_key = [0] * lanes, (2, 2.0, 0)
     for _ in range(tries):
         shifts = rng.integers(0, sizes)
         block = ((k - shifts[lane_of]) % sizes[lane_of]).astype(np.float64)
         rho = abs(_weighted_corr(where, block, weight))
-        if rho < best_rho:
-            best, best_rho = [int(v) for v in shifts], rho
-        if rho <= 0.01:
-            break
+        # decorrelated enough: then the draw whose first block is ready soonest
+        key = (0, 0.0, int(wait[lane_first + shifts].sum())) if rho <= 0.01 else (1, rho, 0)
+        if key < best_key:
+            best, best_key = [int(v) for v in shifts], key
     return best
 
 

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ParquetPart", "excluded_by_constants", "parquet_file_parts"]
 
+STREAM_ROWS = 16_384
+"""Rows per batch when a part streams (unfiltered reads): small enough that a reader's first rows come early."""
+
 
 def _parquet_format() -> ds.ParquetFileFormat:
     import pyarrow.dataset as ds
@@ -93,6 +96,20 @@ class ParquetPart(TablePart):
         wanted = plan.read_columns
         file_names = set(self.file_schema.names)
         direct = self.is_direct(plan)
+        if direct and plan.arrow_filter is None and plan.columns:
+            # No filter: the Parquet reader streams the row groups page by page, so the first
+            # rows arrive before the whole row group is decoded (the dataset scanner decodes a
+            # row group completely before it yields).
+            import pyarrow.parquet as pq
+
+            with self.filesystem.open_input_file(self.path) as source:
+                reader = pq.ParquetFile(source, pre_buffer=False)
+                for batch in reader.iter_batches(
+                    batch_size=STREAM_ROWS, row_groups=list(self.row_groups), columns=plan.columns, use_threads=True
+                ):
+                    if batch.num_rows:
+                        yield plan.finish(batch, filtered=True)
+            return
         if direct:
             for batch in fragment.to_batches(
                 columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=True
