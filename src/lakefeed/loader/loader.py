@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import threading
 import time
@@ -236,7 +237,11 @@ class Loader:
         self.scan = _resolve_scan(source, self._spec.read_columns, filter)
         self._spec.validate(self.scan.schema, self.scan.table.name)
         self._target_bytes = target_bytes or DEFAULT_TASK_BYTES
-        self._tasks: list[ScanTask] = self.scan.tasks(self._target_bytes)
+        # each task decodes in one of the loader's threads (Arrow's own pool would oversubscribe)
+        self._tasks: list[ScanTask] = [
+            ScanTask(t.parts, dataclasses.replace(t.plan, use_threads=False))
+            for t in self.scan.tasks(self._target_bytes)
+        ]
         row_bytes = max(1, self._row_bytes())
         default_block = max(batch_size, DEFAULT_BLOCK_BYTES // row_bytes)
         block = shuffle_buffer if shuffle_buffer is not None else default_block

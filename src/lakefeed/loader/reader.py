@@ -52,10 +52,11 @@ class BlockReader:
         self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
         self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
         self.decoded: dict[int, Decoded] = {}
-        self.refs: dict[int, int] = {}
-        for block in plan.blocks[first_block:]:
-            for s in block:
-                self.refs[s.task] = self.refs.get(s.task, 0) + 1
+        # per task, (block, first row) of the slices still to read, the next one last
+        self.uses: dict[int, list[tuple[int, int]]] = {}
+        for b in range(len(plan.blocks) - 1, first_block - 1, -1):
+            for s in sorted(plan.blocks[b], key=lambda s: -s.start):
+                self.uses.setdefault(s.task, []).append((b, s.start))
         self.offsets = [0]
         for c in loader._task_counts():
             self.offsets.append(self.offsets[-1] + c)
@@ -112,13 +113,20 @@ class BlockReader:
             [np.arange(self.offsets[s.task] + s.start, self.offsets[s.task] + s.stop, dtype=np.int64) for s in block]
         )
         del tasks
+        horizon = b + max(1, self.loader.prefetch) + 1
         with self._lock:
             for s in block:
-                self.refs[s.task] -= 1
-                if self.refs[s.task] == 0:
-                    # freed to Arrow's pool, which reuses the pages for the next tasks (handing
-                    # them back to the system and faulting fresh ones costs more than decoding)
+                uses = self.uses.get(s.task, [])
+                while uses and uses[-1][0] <= b:
+                    uses.pop()
+                if not uses or uses[-1][0] > horizon:
+                    # Freed to Arrow's pool, which reuses the pages for the next tasks. A task
+                    # needed again only much later (a lane that wraps around to the rows before
+                    # its random start) is decoded again then: that costs less than holding it.
                     self.decoded.pop(s.task, None)
+                elif s.task in self.decoded:
+                    # rows before every slice still to read are not needed again: drop them
+                    self.decoded[s.task].release_before(min(start for _, start in uses))
         if self.loader.transform is not None:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))

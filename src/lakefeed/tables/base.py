@@ -71,6 +71,9 @@ class ReadPlan:
     """The table's schema at the pinned snapshot."""
     filter: Expr | None
     arrow_filter: pc.Expression | None
+    use_threads: bool = True
+    """Whether a part may decode its columns in Arrow's thread pool. A reader that runs many
+    tasks in threads of its own (the loader) turns it off: one thread per task costs less."""
 
     @property
     def columns(self) -> list[str]:

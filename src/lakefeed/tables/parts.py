@@ -18,6 +18,8 @@ __all__ = ["ParquetPart", "excluded_by_constants", "parquet_file_parts"]
 
 STREAM_ROWS = 16_384
 """Rows per batch when a part streams (unfiltered reads): small enough that a reader's first rows come early."""
+STREAM_BUFFER = 1 << 16
+"""Read buffer per column chunk when a part streams: without one a column chunk is read whole first."""
 
 
 def _parquet_format() -> ds.ParquetFileFormat:
@@ -103,16 +105,19 @@ class ParquetPart(TablePart):
             import pyarrow.parquet as pq
 
             with self.filesystem.open_input_file(self.path) as source:
-                reader = pq.ParquetFile(source, pre_buffer=False)
+                reader = pq.ParquetFile(source, pre_buffer=False, buffer_size=STREAM_BUFFER)
                 for batch in reader.iter_batches(
-                    batch_size=STREAM_ROWS, row_groups=list(self.row_groups), columns=plan.columns, use_threads=True
+                    batch_size=STREAM_ROWS,
+                    row_groups=list(self.row_groups),
+                    columns=plan.columns,
+                    use_threads=plan.use_threads,
                 ):
                     if batch.num_rows:
                         yield plan.finish(batch, filtered=True)
             return
         if direct:
             for batch in fragment.to_batches(
-                columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=True
+                columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=plan.use_threads
             ):
                 if batch.num_rows:
                     yield plan.finish(batch, filtered=True)
@@ -120,7 +125,7 @@ class ParquetPart(TablePart):
         stored_as = {c: self.rename.get(c, c) for c in wanted}
         stored = [c for c in wanted if stored_as[c] in file_names and c not in self.constants]
         for batch in fragment.to_batches(
-            columns=[stored_as[c] for c in stored], batch_size=BATCH_ROWS, use_threads=True
+            columns=[stored_as[c] for c in stored], batch_size=BATCH_ROWS, use_threads=plan.use_threads
         ):
             n = batch.num_rows
             if not n:
