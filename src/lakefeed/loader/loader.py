@@ -43,6 +43,7 @@ MAX_LANES = 16
 QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
+GATHER_ROWS = 4096  # rows gathered from a shuffled block per numpy call
 
 
 @dataclass
@@ -540,10 +541,25 @@ class Loader:
                 yield carry
                 batch_no += 1
                 carry = None
-            while lo + b <= total:
-                yield cut(lo, lo + b, batch_no % QUALITY_EVERY == 0)
-                batch_no += 1
-                lo += b
+            if order is None:
+                while lo + b <= total:
+                    yield cut(lo, lo + b, batch_no % QUALITY_EVERY == 0)
+                    batch_no += 1
+                    lo += b
+            else:
+                # gather several batches with one numpy call per array (the calls, not the
+                # copying, dominate at small batch sizes), then hand out row ranges of that
+                group = max(1, GATHER_ROWS // b)
+                while lo + b <= total:
+                    n = min(group, (total - lo) // b)
+                    gathered = cut(lo, lo + n * b, True)
+                    for g in range(n):
+                        part = {k: v[g * b : (g + 1) * b] for k, v in gathered.items()}
+                        if batch_no % QUALITY_EVERY:
+                            del part[ROW_INDEX]
+                        yield part
+                        batch_no += 1
+                    lo += n * b
             if lo < total:
                 carry = {k: v.copy() for k, v in cut(lo, total, True).items()}  # not a view of the block
             if recycle is not None and order is not None:
