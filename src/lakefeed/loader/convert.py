@@ -274,10 +274,6 @@ class BatchSpec:
         return Ragged(np.asarray(values.to_numpy(zero_copy_only=False)), offsets)
 
 
-_RELEASED = np.empty((0,))
-"""Stands for a chunk of a pass-through column that was dropped."""
-
-
 class Decoded:
     """A read task's rows as they decode: features as numpy views of Arrow columns, chunk by chunk.
 
@@ -322,16 +318,6 @@ class Decoded:
             if not self._done:
                 self._done, self._error = True, error
             self._ready.notify_all()
-
-    def release_before(self, row: int) -> None:
-        """Drop the chunks that hold only rows before ``row`` (no reader will ask for them again)."""
-        with self._ready:
-            for chunk in range(len(self.starts) - 1):
-                if self.starts[chunk + 1] > row:
-                    break
-                self.features[chunk] = []
-                for key in self.keys:
-                    self.others[key][chunk] = _RELEASED
 
     def wait(self, stop: int) -> None:
         """Block until rows ``[0, stop)`` are decoded; raise the decoding error if there was one."""

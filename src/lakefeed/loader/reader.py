@@ -39,8 +39,8 @@ def _release_arrow_memory() -> None:
 class BlockReader:
     """Decodes tasks in threads and assembles (and permutes) blocks ahead of the consumer.
 
-    A decoded task is kept while blocks still need rows of it (a reference count per task);
-    the feature matrices of consumed shuffled blocks are reused for later blocks.
+    A decoded task is kept while the next blocks need rows of it (and decoded again if a block
+    much later does); the feature matrices of consumed shuffled blocks are reused for later blocks.
     """
 
     def __init__(self, loader: Loader, plan: EpochPlan, epoch: int, first_block: int, *, permute: bool = True) -> None:
@@ -52,11 +52,13 @@ class BlockReader:
         self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
         self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
         self.decoded: dict[int, Decoded] = {}
-        # per task, (block, first row) of the slices still to read, the next one last
-        self.uses: dict[int, list[tuple[int, int]]] = {}
+        # per task, the blocks still to read it, the next one last
+        self.uses: dict[int, list[int]] = {}
         for b in range(len(plan.blocks) - 1, first_block - 1, -1):
-            for s in sorted(plan.blocks[b], key=lambda s: -s.start):
-                self.uses.setdefault(s.task, []).append((b, s.start))
+            for s in plan.blocks[b]:
+                uses = self.uses.setdefault(s.task, [])
+                if not uses or uses[-1] != b:
+                    uses.append(b)
         self.offsets = [0]
         for c in loader._task_counts():
             self.offsets.append(self.offsets[-1] + c)
@@ -117,16 +119,13 @@ class BlockReader:
         with self._lock:
             for s in block:
                 uses = self.uses.get(s.task, [])
-                while uses and uses[-1][0] <= b:
+                while uses and uses[-1] <= b:
                     uses.pop()
-                if not uses or uses[-1][0] > horizon:
+                if not uses or uses[-1] > horizon:
                     # Freed to Arrow's pool, which reuses the pages for the next tasks. A task
                     # needed again only much later (a lane that wraps around to the rows before
                     # its random start) is decoded again then: that costs less than holding it.
                     self.decoded.pop(s.task, None)
-                elif s.task in self.decoded:
-                    # rows before every slice still to read are not needed again: drop them
-                    self.decoded[s.task].release_before(min(start for _, start in uses))
         if self.loader.transform is not None:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))
