@@ -467,7 +467,7 @@ class Loader:
                 row_index = batch.pop(ROW_INDEX, None)
                 if isinstance(row_index, np.ndarray) and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
                     step = max(1, len(row_index) // QUALITY_SAMPLE)
-                    sampled.append((index, step, row_index[::step]))
+                    sampled.append((index, step, row_index[::step].copy()))  # not a view of a gathered group
                 now = time.perf_counter()
                 stats.seconds_waiting_for_data += now - last
                 index += 1
