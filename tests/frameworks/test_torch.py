@@ -37,20 +37,25 @@ def test_tensors_share_the_numpy_batch(regression: lf.Table) -> None:
     assert len(loader.torch()) == len(loader)
 
 
-def test_a_model_learns_from_the_loader(regression: lf.Table) -> None:
+def _train_linear(batches: object, epochs: int = 1) -> list[float]:
+    """Fit a linear regression with SGD on the batches; the loss of every step."""
     torch.manual_seed(0)
-    loader = lf.Loader(regression, batch_size=256, features=[f"f{j}" for j in range(8)], label="y", seed=0)
     model = torch.nn.Linear(8, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    per_batch: list[float] = []
-    for _ in range(2):
-        for batch in loader.torch():
-            prediction = model(batch["features"]).squeeze(1)
-            loss = torch.nn.functional.mse_loss(prediction, batch["label"])
+    losses: list[float] = []
+    for _ in range(epochs):
+        for batch in batches:  # type: ignore[attr-defined]
+            loss = torch.nn.functional.mse_loss(model(batch["features"]).squeeze(1), batch["label"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            per_batch.append(float(loss.detach()))
+            losses.append(float(loss.detach()))
+    return losses
+
+
+def test_a_model_learns_from_the_loader(regression: lf.Table) -> None:
+    loader = lf.Loader(regression, batch_size=256, features=[f"f{j}" for j in range(8)], label="y", seed=0)
+    per_batch = _train_linear(loader.torch(), epochs=2)
     first, last = np.mean(per_batch[:10]), np.mean(per_batch[-10:])
     assert last < 0.01 * first, (first, last)
     assert last < 0.01  # the noise floor is 0.05**2
@@ -137,17 +142,8 @@ def test_a_dataloader_with_other_workers_is_refused(uneven: lf.Table) -> None:
 
 
 def test_a_model_learns_through_dataloader_workers(regression: lf.Table) -> None:
-    torch.manual_seed(0)
     ds = lf.torch_dataset(regression, batch_size=256, features=[f"f{j}" for j in range(8)], label="y", num_workers=2)
-    model = torch.nn.Linear(8, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    losses: list[float] = []
-    for batch in ds.dataloader(pin_memory=False):
-        loss = torch.nn.functional.mse_loss(model(batch["features"]).squeeze(1), batch["label"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses = _train_linear(ds.dataloader(pin_memory=False))
     assert np.mean(losses[-10:]) < 0.05 * np.mean(losses[:10])
 
 

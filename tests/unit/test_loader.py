@@ -32,12 +32,17 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
                 "name": pa.array([f"n{i}" for i in ids]),
             }
         )
-        if t is None:
-            t = wh.create_table("l.sorted", data, properties={"write.parquet.row-group-limit": "1000"})
-        else:
-            t.append(data)
+        t = _create_or_append(wh, t, "l.sorted", data, row_group_rows=1000)
         start += size
     assert t is not None
+    return t
+
+
+def _create_or_append(wh: lf.Warehouse, t: lf.Table | None, name: str, data: pa.Table, row_group_rows: int) -> lf.Table:
+    """The first part creates the table, later parts are appended (one data file each: uneven files)."""
+    if t is None:
+        return wh.create_table(name, data, properties={"write.parquet.row-group-limit": str(row_group_rows)})
+    t.append(data)
     return t
 
 
@@ -278,10 +283,7 @@ def lists(tmp_path_factory: pytest.TempPathFactory) -> tuple[lf.Table, dict[int,
             tags.append(row)
             reference[int(i)] = row or []
         data = pa.table({"id": pa.array(ids, pa.int64()), "x": ids.astype(np.float32), "tags": pa.array(tags)})
-        if t is None:
-            t = wh.create_table("l.lists", data, properties={"write.parquet.row-group-limit": "500"})
-        else:
-            t.append(data)
+        t = _create_or_append(wh, t, "l.lists", data, row_group_rows=500)
         start += size
     assert t is not None
     return t, reference
