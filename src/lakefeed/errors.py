@@ -23,6 +23,7 @@ The tree::
     │   └── FilterTypeError
     ├── FilterError (ValueError)
     ├── ResumeStateError (ValueError)
+    ├── NotFittedError (ValueError)
     └── CommitError
         └── CommitConflictError
 
@@ -50,6 +51,7 @@ __all__ = [
     "LakefeedWarning",
     "MissingDependencyError",
     "NamespaceNotFoundError",
+    "NotFittedError",
     "NotFoundError",
     "PerformanceWarning",
     "ResumeStateError",
@@ -171,6 +173,12 @@ class ResumeStateError(LakefeedError, ValueError):
     """A loader state cannot be resumed here: it comes from another table, snapshot or configuration."""
 
     code: ClassVar[str] = "resume-state"
+
+
+class NotFittedError(LakefeedError, ValueError):
+    """A transformer or pipeline was used before ``fit`` (or restored from an unfitted spec)."""
+
+    code: ClassVar[str] = "not-fitted"
 
 
 class CommitError(LakefeedError):

@@ -1,0 +1,1 @@
+"""Samplers: weighted, stratified, hard-example and balanced-batch index streams."""

@@ -1,0 +1,1 @@
+"""Feature transforms: fit on tables larger than memory, apply identically offline and online."""
