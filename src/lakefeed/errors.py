@@ -24,6 +24,7 @@ The tree::
     ├── FilterError (ValueError)
     ├── ResumeStateError (ValueError)
     ├── NotFittedError (ValueError)
+    ├── UnknownCategoryError (ValueError)
     └── CommitError
         └── CommitConflictError
 
@@ -59,6 +60,7 @@ __all__ = [
     "SnapshotNotFoundError",
     "TableExistsError",
     "TableNotFoundError",
+    "UnknownCategoryError",
     "UnstableWarning",
     "UnsupportedOperationError",
 ]
@@ -179,6 +181,12 @@ class NotFittedError(LakefeedError, ValueError):
     """A transformer or pipeline was used before ``fit`` (or restored from an unfitted spec)."""
 
     code: ClassVar[str] = "not-fitted"
+
+
+class UnknownCategoryError(LakefeedError, ValueError):
+    """An encoder fitted with ``handle_unknown="error"`` met a category it did not see in fit."""
+
+    code: ClassVar[str] = "unknown-category"
 
 
 class CommitError(LakefeedError):
