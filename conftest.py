@@ -10,7 +10,7 @@ _NEEDS = {
     "lakefeed.tables.create_table": "delta",
     "lakefeed.frameworks.torch": "torch",
     "lakefeed.frameworks.jax": "jax",
-    "lakefeed.frameworks.tf": "tf",
+    "lakefeed.frameworks.tensorflow": "tf",
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import lakefeed as lf
 from lakefeed.errors import UnsupportedOperationError
-from lakefeed.frameworks.tf import element_spec, to_tf_dataset
+from lakefeed.frameworks.tensorflow import element_spec, to_tf_dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ info logs
 tf = pytest.importorskip("tensorflow", reason="tensorflow-cpu is installed in the main environment")
@@ -206,7 +206,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import lakefeed as lf
-from lakefeed.frameworks.tf import distributed_dataset
+from lakefeed.frameworks.tensorflow import distributed_dataset
 
 table = lf.open_table(sys.argv[1])
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

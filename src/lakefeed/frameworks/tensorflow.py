@@ -128,7 +128,7 @@ def element_spec(loader: Loader, *, as_dict: bool = False) -> Any:
 
     Example:
         >>> import lakefeed as lf, pyarrow as pa, tempfile
-        >>> from lakefeed.frameworks.tf import element_spec
+        >>> from lakefeed.frameworks.tensorflow import element_spec
         >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.e", pa.table({"x": [1.0, 2.0], "y": [0, 1]}))
         >>> x, y = element_spec(lf.Loader(t, batch_size=2, features=["x"], label="y"))
         >>> x.shape.as_list(), x.dtype.name, y.shape.as_list(), y.dtype.name
@@ -202,7 +202,7 @@ def to_tf_dataset(loader: Loader, *, as_dict: bool = False, prefetch: bool = Tru
 
     Example:
         >>> import lakefeed as lf, pyarrow as pa, tempfile
-        >>> from lakefeed.frameworks.tf import to_tf_dataset
+        >>> from lakefeed.frameworks.tensorflow import to_tf_dataset
         >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.f", pa.table({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}))
         >>> ds = to_tf_dataset(lf.Loader(t, batch_size=2, features=["x"], label="y", shuffle=False))
         >>> [(tuple(x.shape), y.numpy().tolist()) for x, y in ds], int(ds.cardinality())
@@ -258,7 +258,7 @@ def distributed_dataset(
 
     Example:
         >>> import functools, lakefeed as lf, pyarrow as pa, tempfile, tensorflow as tf
-        >>> from lakefeed.frameworks.tf import distributed_dataset
+        >>> from lakefeed.frameworks.tensorflow import distributed_dataset
         >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.g", pa.table({"x": [1.0, 2.0, 3.0, 4.0]}))
         >>> strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
         >>> ds = distributed_dataset(strategy, functools.partial(lf.Loader, t, features=["x"]), 2)

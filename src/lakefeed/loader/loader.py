@@ -641,7 +641,7 @@ class Loader:
 
         See :func:`lakefeed.frameworks.tf.to_tf_dataset` for the element structure.
         """
-        from lakefeed.frameworks.tf import to_tf_dataset
+        from lakefeed.frameworks.tensorflow import to_tf_dataset
 
         return to_tf_dataset(self, as_dict=as_dict, prefetch=prefetch)
 

@@ -140,7 +140,9 @@ def _pandas_column(frame: pd.DataFrame, name: str) -> Values:
 def as_arrow(values: Values) -> pa.Array[Any]:
     """``values`` as one Arrow array."""
     if isinstance(values, pa.ChunkedArray):
-        joined: Any = values.chunk(0) if values.num_chunks == 1 else pa.concat_arrays(values.chunks)
+        if values.num_chunks == 1:
+            return values.chunk(0)
+        joined: pa.Array[Any] = pa.concat_arrays(list(values.chunks))
         return joined
     if isinstance(values, pa.Array):
         return values
