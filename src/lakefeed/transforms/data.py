@@ -140,9 +140,8 @@ def _pandas_column(frame: pd.DataFrame, name: str) -> Values:
 def as_arrow(values: Values) -> pa.Array[Any]:
     """``values`` as one Arrow array."""
     if isinstance(values, pa.ChunkedArray):
-        if values.num_chunks == 1:
-            return values.chunk(0)
-        joined: pa.Array[Any] = pa.concat_arrays(list(values.chunks))
+        chunks: list[Any] = list(values.chunks)
+        joined: pa.Array[Any] = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
         return joined
     if isinstance(values, pa.Array):
         return values
