@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -108,6 +108,8 @@ class BatchSpec:
     fill_null: float | None = None
     casts: tuple[tuple[str, str], ...] = ()
     """(output key, numpy dtype) for the label and pass-through columns."""
+    arrow_transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = field(default=None, compare=False)
+    """Applied to each record batch before its columns are taken (a transform pipeline)."""
 
     @property
     def read_columns(self) -> list[str]:
@@ -179,6 +181,8 @@ class BatchSpec:
             seen = 0
             for batch in batches:
                 m = batch.num_rows
+                if self.arrow_transform is not None and m:
+                    batch = self.arrow_transform(batch)
                 if rows is not None and seen + m > rows:
                     msg = f"{where}: more rows than the {rows} planned; the table changed while it was read"
                     raise SchemaError(msg)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lakefeed.errors import ConfigError, ResumeStateError
+from lakefeed.errors import ConfigError, NotFittedError, ResumeStateError, UnsupportedOperationError
 from lakefeed.expr import Expr
 from lakefeed.loader.convert import (
     Batch,
@@ -27,9 +27,13 @@ from lakefeed.loader.convert import (
 )
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
+from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_type
+from lakefeed.samplers.strategies import Balanced, Stratified, Weighted
 from lakefeed.tables.base import Scan, ScanTask, Table
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lakefeed.frameworks.jax import JaxBatches
     from lakefeed.frameworks.torch import TorchBatches
 
@@ -149,7 +153,12 @@ class Loader:
         rank: This process's rank (default: torch.distributed, else ``$RANK``, else 0).
         world_size: Number of ranks (default: torch.distributed, else ``$WORLD_SIZE``, else 1).
         uneven: ``"pad"`` repeats a few rows so every rank has as many (no row lost); ``"drop"`` cuts.
-        transform: A function applied to each block's arrays (in the reading threads).
+        transform: A fitted :class:`lakefeed.transforms.Pipeline` (applied to each Arrow batch as it
+            is decoded, in the reading threads; ``features`` may then name its outputs, e.g.
+            ``features=pipeline.output_columns``), or a function applied to each block's numpy arrays.
+        sampling: Draw rows by a strategy instead of reading each once: ``lf.samplers.Weighted("w")``,
+            ``Stratified("y", shares={...})`` or ``Balanced("y")`` (see :mod:`lakefeed.loader.sampling`).
+            Streaming, resumable and sharded as without it; every batch is full.
         cache: ``"memory"`` or ``"disk"`` keep the decoded rows: later epochs are full permutations.
         cache_dir: Where ``cache="disk"`` puts its files (default: the temp folder).
         num_threads: Decoding threads (default: CPU count).
@@ -189,7 +198,8 @@ class Loader:
         rank: int | None = None,
         world_size: int | None = None,
         uneven: Literal["pad", "drop"] = "pad",
-        transform: Callable[[Columns], Columns] | None = None,
+        transform: Any = None,
+        sampling: SamplingStrategy | None = None,
         cache: Literal["memory", "disk"] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         num_threads: int | None = None,
@@ -222,7 +232,29 @@ class Loader:
         self.drop_last = drop_last
         self.rank, self.world_size = rank, world
         self.uneven = uneven
-        self.transform = transform
+        pipeline = transform if hasattr(transform, "transform_batch") and hasattr(transform, "output_schema") else None
+        if transform is not None and pipeline is None and not callable(transform):
+            msg = f"transform must be a fitted lakefeed Pipeline or a function of the block's arrays, got {transform!r}"
+            raise ConfigError(msg)
+        if pipeline is not None and not pipeline.is_fitted:
+            msg = "the loader's transform pipeline is not fitted; call pipeline.fit(table) first"
+            raise NotFittedError(msg)
+        self.pipeline = pipeline
+        self.transform: Callable[[Columns], Columns] | None = None if pipeline is not None else transform
+        if sampling is not None:
+            if not isinstance(sampling, Weighted | Stratified | Balanced):
+                msg = f"sampling must be lf.samplers.Weighted, Stratified or Balanced, got {sampling!r}"
+                raise ConfigError(msg)
+            if not shuffle:
+                msg = "sampling draws rows at random; it needs shuffle=True"
+                raise ConfigError(msg)
+            if isinstance(sampling, Weighted) and not sampling.replacement:
+                msg = (
+                    "the streaming loader samples with replacement; for weighted sampling without replacement use "
+                    "lf.samplers.WeightedRandomSampler(..., replacement=False) with a torch DataLoader"
+                )
+                raise UnsupportedOperationError(msg)
+        self.sampling = sampling
         self.cache = cache
         self._cache_dir = cache_dir
         self.num_threads = num_threads or max(2, os.cpu_count() or 2)
@@ -233,10 +265,32 @@ class Loader:
             raise ConfigError(msg)
         casts = tuple(sorted((dtypes or {}).items()))
         self._spec = BatchSpec(
-            tuple(feature_names), label, tuple(columns or []), dtype=dtype, fill_null=fill_null, casts=casts
+            tuple(feature_names),
+            label,
+            tuple(columns or []),
+            dtype=dtype,
+            fill_null=fill_null,
+            casts=casts,
+            arrow_transform=pipeline.transform_batch if pipeline is not None else None,
         )
-        self.scan = _resolve_scan(source, self._spec.read_columns, filter)
-        self._spec.validate(self.scan.schema, self.scan.table.name)
+        read = self._spec.read_columns
+        if pipeline is not None:
+            made = set(pipeline.output_columns)
+            read = list(dict.fromkeys([*pipeline.input_columns, *(c for c in read if c not in made)]))
+        self.scan = _resolve_scan(source, read, filter)
+        self.output_schema: pa.Schema = (
+            pipeline.output_schema(self.scan.schema) if pipeline is not None else self.scan.schema
+        )
+        """The schema of the rows after the transform pipeline (the scan's schema without one)."""
+        self._spec.validate(self.output_schema, self.scan.table.name)
+        if sampling is not None:
+            table_schema = self.scan.table.schema
+            if sampling.column not in table_schema.names:
+                from lakefeed.errors import ColumnNotFoundError
+
+                msg = f"sampling column {sampling.column!r} is not in {self.scan.table.name}: {table_schema.names}"
+                raise ColumnNotFoundError(msg)
+            check_column_type(sampling, table_schema.field(sampling.column).type, self.scan.table.name)
         self._target_bytes = target_bytes or DEFAULT_TASK_BYTES
         # each task decodes in one of the loader's threads (Arrow's own pool would oversubscribe)
         self._tasks: list[ScanTask] = [
@@ -265,6 +319,29 @@ class Loader:
         self._cached: Columns | None = None
         self._lock = threading.Lock()  # guards the cache
         self._stats_lock = threading.Lock()
+        self._row_sampler: RowSampler | None = self._build_sampler() if sampling is not None else None
+
+    def _build_sampler(self) -> RowSampler:
+        """Read the sampling column (only it) of every task, in the loader's task order."""
+        import pyarrow as pa
+
+        strategy = self.sampling
+        if strategy is None:  # pragma: no cover - only called with a strategy
+            msg = "internal: no sampling strategy"
+            raise ConfigError(msg)
+        narrow = self.scan.table.scan(
+            columns=[strategy.column], filter=self.scan.filter, snapshot=self.scan.snapshot_id
+        )
+
+        def read(task: ScanTask) -> list[Any]:
+            return [b.column(0) for b in ScanTask(task.parts, narrow.plan).read()]
+
+        with ThreadPoolExecutor(self.num_threads, thread_name_prefix="lakefeed-sampling") as pool:
+            parts = list(pool.map(read, self._tasks))
+        if self._counts is None:
+            self._counts = [sum(len(c) for c in p) for p in parts]
+        values = pa.chunked_array([c for p in parts for c in p], type=narrow.schema.field(0).type)
+        return RowSampler(strategy, values, self.batch_size, self.scan.table.name)
 
     # -- sizes ------------------------------------------------------------------------------
 
@@ -333,6 +410,15 @@ class Loader:
         return counts
 
     def _plan(self, epoch: int) -> EpochPlan:
+        plan = self._read_plan(epoch)
+        if self._row_sampler is None:
+            return plan
+        offsets = [0]
+        for c in self._task_counts():
+            offsets.append(offsets[-1] + c)
+        return dataclasses.replace(plan, draws=self._row_sampler.apportion(plan, offsets, len(self)))
+
+    def _read_plan(self, epoch: int) -> EpochPlan:
         return plan_epoch(
             self._task_counts(),
             seed=self.seed,
@@ -403,6 +489,8 @@ class Loader:
             "target_bytes": self._target_bytes,
             "cache": self.cache,
             "rows": sum(self._task_counts()),
+            "sampling": repr(self.sampling) if self.sampling is not None else None,
+            "transform": _digest(self.pipeline.to_json()) if self.pipeline is not None else None,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -571,7 +659,7 @@ class Loader:
 
     def _streamed_batches(self, epoch: int, start_batch: int) -> Iterator[Columns]:
         plan = self._plan(epoch)
-        sizes = [plan.block_rows(i) for i in range(len(plan.blocks))]
+        sizes = [plan.block_output(i) for i in range(len(plan.blocks))]
         prefix = [0]
         for s in sizes:
             prefix.append(prefix[-1] + s)
@@ -587,8 +675,12 @@ class Loader:
     def _cached_batches(self, epoch: int, start_batch: int) -> Iterator[Columns]:
         cached = self._load_cache()
         n = len(cached[ROW_INDEX])
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch, self.rank, self.world_size, 0xCAC]).permutation(n)
+        rng = np.random.default_rng([self.seed, epoch, self.rank, self.world_size, 0xCAC])
+        if self._row_sampler is not None:
+            # from the whole cache: an exact global draw
+            order = self._row_sampler.draw(rng, cached[ROW_INDEX], len(self) * self.batch_size) if n else np.arange(0)
+        elif self.shuffle:
+            order = rng.permutation(n)
         else:
             order = np.arange(n)
         b = self.batch_size
@@ -650,6 +742,12 @@ class Loader:
             f"Loader({self.scan.table.name!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
             f"rank={self.rank}/{self.world_size}, epoch={self._epoch})"
         )
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:

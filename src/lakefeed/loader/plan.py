@@ -51,11 +51,17 @@ class EpochPlan:
 
     blocks: tuple[tuple[Slice, ...], ...]
     rows: int
-    """Rows this rank yields in the epoch (the same on every rank)."""
+    """Rows this rank reads in the epoch (the same on every rank)."""
+    draws: tuple[int, ...] | None = None
+    """With a sampling strategy: rows drawn from each block (whole batches)."""
 
     def block_rows(self, b: int) -> int:
         """Rows in block ``b``."""
         return sum(s.rows for s in self.blocks[b])
+
+    def block_output(self, b: int) -> int:
+        """Rows block ``b`` yields: its rows, or its draws when sampling."""
+        return self.draws[b] if self.draws is not None else self.block_rows(b)
 
 
 def _spearman_of_order(order: np.ndarray) -> float:

@@ -134,6 +134,9 @@ class BlockReader:
         if self.permute:
             # not permuted in memory (a second full copy): each batch gathers its rows by this order
             rng = np.random.default_rng([self.loader.seed, self.epoch, self.loader.rank, self.loader.world_size, b])
+            sampler = self.loader._row_sampler
+            if sampler is not None and self.plan.draws is not None:
+                return data, sampler.draw(rng, data[ROW_INDEX], self.plan.draws[b])
             return data, rng.permutation(len(data[ROW_INDEX]))
         return data, None
 
