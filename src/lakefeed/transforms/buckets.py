@@ -9,16 +9,21 @@ import numpy as np
 
 from lakefeed.errors import ConfigError
 from lakefeed.transforms.base import FeatureTransformer, decode_floats, encode_floats
-from lakefeed.transforms.data import Chunk, numeric
+from lakefeed.transforms.data import Chunk, numbers, numeric_column
 from lakefeed.transforms.stats import Moments, Quantiles
 
 __all__ = ["Bucketizer"]
 
 
 def _splits(values: Sequence[float], what: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
+    msg = f"{what} must be a non-empty, strictly increasing list of finite numbers, got {values!r}"
+    if isinstance(values, str | bytes):
+        raise ConfigError(msg)
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(msg) from exc
     if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (np.diff(arr) <= 0).any():
-        msg = f"{what} must be a non-empty, strictly increasing list of finite numbers, got {list(values)!r}"
         raise ConfigError(msg)
     return arr
 
@@ -68,6 +73,9 @@ class Bucketizer(FeatureTransformer):
         if n_buckets is not None and (isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 2):
             msg = f"n_buckets must be an int >= 2, got {n_buckets!r}"
             raise ConfigError(msg)
+        if isinstance(exact_limit, bool) or not isinstance(exact_limit, int) or exact_limit < 0:
+            msg = f"exact_limit must be an int >= 0 (values kept for exact quantiles), got {exact_limit!r}"
+            raise ConfigError(msg)
         if strategy not in ("quantile", "uniform"):
             msg = f"strategy must be 'quantile' or 'uniform', got {strategy!r}"
             raise ConfigError(msg)
@@ -81,26 +89,31 @@ class Bucketizer(FeatureTransformer):
         self.exact_limit = exact_limit
 
     def _begin(self, names: list[str]) -> dict[str, Any]:
-        return {"moments": Moments(len(names)), "quantiles": [Quantiles(exact_limit=self.exact_limit) for _ in names]}
+        return {
+            "names": list(names),
+            "moments": Moments(len(names)),
+            "quantiles": [Quantiles(exact_limit=self.exact_limit) for _ in names],
+        }
 
     def _update(self, acc: dict[str, Any], chunk: Chunk) -> None:
-        columns = [numeric(v, n, type(self).__name__) for n, v in chunk.items()]
+        columns = [numeric_column(v, n, type(self).__name__) for n, v in chunk.items()]
         if self.boundaries is not None:
             return
         if self.strategy == "uniform":
-            acc["moments"].update(np.column_stack(columns))
+            acc["moments"].update_columns(columns)
         else:
-            for q, x in zip(acc["quantiles"], columns, strict=True):
-                q.update(x)
+            for q, (name, values) in zip(acc["quantiles"], chunk.items(), strict=True):
+                q.update(numbers(values, name, type(self).__name__))
 
     def _merge(self, left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
         return {
+            "names": left["names"],
             "moments": left["moments"].merge(right["moments"]),
             "quantiles": [a.merge(b) for a, b in zip(left["quantiles"], right["quantiles"], strict=True)],
         }
 
     def _finish(self, acc: dict[str, Any]) -> None:
-        names = list(self.columns) if self.columns is not None else [f"x{i}" for i in range(len(acc["quantiles"]))]
+        names: list[str] = acc["names"]  # the input's own names, also without columns=[...]
         self.rank_error_ = 0.0
         if self.boundaries is not None:
             self.splits_ = [np.asarray(self._explicit(n, i), dtype=np.float64) for i, n in enumerate(names)]
@@ -129,9 +142,10 @@ class Bucketizer(FeatureTransformer):
     def _apply(self, chunk: Chunk) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for i, (name, values) in enumerate(chunk.items()):
-            x = numeric(values, name, type(self).__name__)
+            x = numbers(values, name, type(self).__name__)
             bucket = np.searchsorted(self.splits_[i], x, side="right").astype(np.int64)
-            bucket[np.isnan(x)] = self.n_buckets_[i]
+            if x.dtype.kind == "f":
+                bucket[np.isnan(x)] = self.n_buckets_[i]
             out[name] = bucket
         return out
 

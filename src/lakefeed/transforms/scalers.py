@@ -9,7 +9,7 @@ import numpy as np
 
 from lakefeed.errors import ConfigError
 from lakefeed.transforms.base import FeatureTransformer, decode_floats, encode_floats
-from lakefeed.transforms.data import Chunk, numeric
+from lakefeed.transforms.data import Chunk, numbers, numeric_column
 from lakefeed.transforms.stats import Moments
 
 __all__ = ["MinMaxScaler", "StandardScaler"]
@@ -17,16 +17,19 @@ __all__ = ["MinMaxScaler", "StandardScaler"]
 _EPS = np.finfo(np.float64).eps
 
 
-def _matrix(chunk: Chunk, owner: str) -> np.ndarray:
-    return np.column_stack([numeric(values, name, owner) for name, values in chunk.items()])
+def _columns(chunk: Chunk, owner: str) -> list[Any]:
+    """The chunk's columns, checked to be numeric, as they are (no copy)."""
+    return [numeric_column(values, name, owner) for name, values in chunk.items()]
 
 
 def _nonzero(scale: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
-    """Scales of (near-)constant columns set to 1, as scikit-learn's ``_handle_zeros_in_scale``."""
+    """Scales of (near-)constant columns set to 1, as scikit-learn's ``_handle_zeros_in_scale``.
+
+    With ``constant`` given, exactly those columns get 1 (a tiny but non-constant scale is
+    kept, as scikit-learn keeps it); without it, scales below ``10 * eps``.
+    """
     out = scale.copy()
-    small = out < 10 * _EPS
-    if constant is not None:
-        small |= constant
+    small = constant if constant is not None else out < 10 * _EPS
     out[small] = 1.0
     return out
 
@@ -59,7 +62,7 @@ class StandardScaler(FeatureTransformer):
         return Moments(len(names))
 
     def _update(self, acc: Moments, chunk: Chunk) -> None:
-        acc.update(_matrix(chunk, type(self).__name__))
+        acc.update_columns(_columns(chunk, type(self).__name__))
 
     def _merge(self, left: Moments, right: Moments) -> Moments:
         return left.merge(right)
@@ -77,12 +80,12 @@ class StandardScaler(FeatureTransformer):
     def _apply(self, chunk: Chunk) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for i, (name, values) in enumerate(chunk.items()):
-            x = numeric(values, name, type(self).__name__)
-            if self.with_mean:
-                x = x - self.mean_[i]
+            x = numbers(values, name, type(self).__name__)
+            # float64 ufuncs convert each element as a row's float() does: batch == row, bit for bit
+            y = np.subtract(x, self.mean_[i], dtype=np.float64) if self.with_mean else x.astype(np.float64)
             if self.with_std:
-                x = x / self.scale_[i]
-            out[name] = x if (self.with_mean or self.with_std) else x.copy()
+                np.divide(y, self.scale_[i], out=y)
+            out[name] = y
         return out
 
     def _params(self) -> dict[str, Any]:
@@ -133,6 +136,9 @@ class MinMaxScaler(FeatureTransformer):
         except (TypeError, ValueError) as exc:
             msg = f"feature_range must be a pair (low, high), got {feature_range!r}"
             raise ConfigError(msg) from exc
+        if not (np.isfinite(low) and np.isfinite(high)):
+            msg = f"feature_range must be finite numbers, got {feature_range!r}; e.g. (0, 1)"
+            raise ConfigError(msg)
         if not low < high:
             msg = f"feature_range must have low < high, got {feature_range!r}; e.g. (0, 1)"
             raise ConfigError(msg)
@@ -143,7 +149,7 @@ class MinMaxScaler(FeatureTransformer):
         return Moments(len(names))
 
     def _update(self, acc: Moments, chunk: Chunk) -> None:
-        acc.update(_matrix(chunk, type(self).__name__))
+        acc.update_columns(_columns(chunk, type(self).__name__))
 
     def _merge(self, left: Moments, right: Moments) -> Moments:
         return left.merge(right)
@@ -160,7 +166,7 @@ class MinMaxScaler(FeatureTransformer):
     def _apply(self, chunk: Chunk) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for i, (name, values) in enumerate(chunk.items()):
-            x = numeric(values, name, type(self).__name__) * self.scale_[i]
+            x = np.multiply(numbers(values, name, type(self).__name__), self.scale_[i], dtype=np.float64)
             x += self.min_[i]
             if self.clip:
                 np.clip(x, self.feature_range[0], self.feature_range[1], out=x)

@@ -11,6 +11,7 @@ sketch (``datasketches``) beyond, within the sketch's stated rank error.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,19 +41,25 @@ class Moments:
         self.max = np.full(width, -np.inf)
 
     def update(self, x: np.ndarray) -> None:
-        """Add the rows of a float64 ``[rows, width]`` chunk (NaN values are skipped)."""
-        if x.shape[0] == 0:
-            return
-        valid = ~np.isnan(x)
-        count = valid.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, np.nansum(x, axis=0) / np.maximum(count, 1), 0.0)
-            m2 = np.nansum((x - mean) ** 2, axis=0)
-        chunk = Moments(x.shape[1])
-        chunk.count, chunk.mean, chunk.m2 = count.astype(np.int64), mean, m2
-        has = count > 0
-        chunk.min = np.where(has, np.nanmin(np.where(valid, x, np.inf), axis=0), np.inf)
-        chunk.max = np.where(has, np.nanmax(np.where(valid, x, -np.inf), axis=0), -np.inf)
+        """Add the rows of a ``[rows, width]`` array (NaN values are skipped)."""
+        self.update_columns([x[:, j] for j in range(x.shape[1])])
+
+    def update_columns(self, columns: Sequence[Any]) -> None:
+        """Add one chunk given as columns (numeric numpy or Arrow arrays; NaN and nulls are skipped).
+
+        Each column is reduced by Arrow's kernels straight from its own type (a float32 column
+        is never copied to float64), then merged in.
+        """
+        chunk = Moments(len(columns))
+        for j, column in enumerate(columns):
+            parts = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            part = Moments(1)
+            for arr in parts:
+                stats = Moments(1)
+                stats.count[0], stats.mean[0], stats.m2[0], stats.min[0], stats.max[0] = _column_moments(arr)
+                part = part.merge(stats)
+            chunk.count[j], chunk.mean[j], chunk.m2[j] = part.count[0], part.mean[0], part.m2[0]
+            chunk.min[j], chunk.max[j] = part.min[0], part.max[0]
         merged = self.merge(chunk)
         self.count, self.mean, self.m2 = merged.count, merged.mean, merged.m2
         self.min, self.max = merged.min, merged.max
@@ -76,6 +83,31 @@ class Moments:
         """Per-column variance (NaN for a column with no values)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.count > ddof, self.m2 / np.maximum(self.count - ddof, 1), np.nan)
+
+
+def _column_moments(values: Any) -> tuple[int, float, float, float, float]:
+    """(count, mean, M2, min, max) of one numeric column, skipping nulls and NaN."""
+    arr = values if isinstance(values, pa.Array) else pa.array(np.asarray(values))
+    if pa.types.is_boolean(arr.type):
+        arr = arr.cast(pa.uint8())
+    n = len(arr) - arr.null_count
+    if n == 0:
+        return 0, 0.0, 0.0, np.inf, -np.inf
+    mean = pc.mean(arr).as_py()
+    if pa.types.is_floating(arr.type) and not np.isfinite(mean):
+        nan: Any = pc.fill_null(pc.is_nan(arr), False)
+        finite_or_inf = pc.invert(nan)
+        arr = arr.filter(finite_or_inf)
+        n = len(arr) - arr.null_count
+        if n == 0:
+            return 0, 0.0, 0.0, np.inf, -np.inf
+        mean = pc.mean(arr).as_py()
+    m2 = pc.variance(arr, ddof=0).as_py() * n
+    if arr.null_count == 0:
+        view = arr.to_numpy(zero_copy_only=False)
+        return n, float(mean), float(m2), float(view.min()), float(view.max())
+    bounds = pc.min_max(arr)
+    return n, float(mean), float(m2), float(bounds["min"].as_py()), float(bounds["max"].as_py())
 
 
 class Vocabulary:
@@ -141,7 +173,8 @@ class Quantiles:
         return self.values is not None
 
     def update(self, x: np.ndarray) -> None:
-        """Add the non-NaN values of a float64 vector."""
+        """Add the non-NaN values of a numeric vector."""
+        x = np.asarray(x, dtype=np.float64)
         x = x[~np.isnan(x)]
         if x.size == 0:
             return
