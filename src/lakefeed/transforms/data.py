@@ -32,7 +32,9 @@ __all__ = [
     "column_names",
     "fit_chunks",
     "is_table_like",
+    "numbers",
     "numeric",
+    "numeric_column",
     "to_chunk",
 ]
 
@@ -145,7 +147,11 @@ def as_arrow(values: Values) -> pa.Array[Any]:
         return joined
     if isinstance(values, pa.Array):
         return values
-    out: pa.Array[Any] = pa.array(values.tolist() if values.dtype == object else values)
+    if values.dtype == object:
+        # Python values; NaN and None are both missing (as pandas has them), not a float "nan"
+        objects: pa.Array[Any] = pa.array(values.tolist(), from_pandas=True)
+        return objects
+    out: pa.Array[Any] = pa.array(values)
     return out
 
 
@@ -163,8 +169,60 @@ def numeric(values: Values, name: str, owner: str) -> np.ndarray:
             return np.full(len(arr), np.nan)
         msg = f"column {name!r} is {arr.type}, expected a number for {owner}; encode it first (e.g. OneHotEncoder)"
         raise SchemaError(msg)
-    as_float = pc.cast(arr, pa.float64())
+    # unsafe: an int64 beyond 2**53 rounds to the nearest float64, as a row's Python int does
+    as_float = pc.cast(arr, pa.float64(), safe=False)
     return np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _check_numeric(arr: pa.Array[Any] | pa.ChunkedArray[Any], name: str, owner: str) -> None:
+    t = arr.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t)):
+        msg = f"column {name!r} is {t}, expected a number for {owner}; encode it first (e.g. OneHotEncoder)"
+        raise SchemaError(msg)
+
+
+def numeric_column(values: Values, name: str, owner: str) -> Values:
+    """A numeric column as it is (numpy or Arrow, any number type; no copy), for statistics.
+
+    Raises:
+        SchemaError: The column is not numeric (or boolean).
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "biuf":
+            return values
+        return numeric(values, name, owner)
+    arr = values
+    _check_numeric(arr, name, owner)
+    if pa.types.is_null(arr.type):
+        return np.full(len(arr), np.nan)
+    return arr
+
+
+def numbers(values: Values, name: str, owner: str) -> np.ndarray:
+    """A numeric column as numpy in its own number type (float32 stays float32; nulls as NaN; bools as uint8).
+
+    Transforms compute on it with ``dtype=np.float64`` ufuncs, which convert each element exactly
+    as a row's Python number converts to float64: batch and row outputs stay bit-identical.
+
+    Raises:
+        SchemaError: The column is not numeric (or boolean).
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        return values
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return values.view(np.uint8)
+    if isinstance(values, np.ndarray):
+        return numeric(values, name, owner)
+    arr = as_arrow(values)
+    _check_numeric(arr, name, owner)
+    if pa.types.is_null(arr.type):
+        return np.full(len(arr), np.nan)
+    if pa.types.is_boolean(arr.type):
+        arr = arr.cast(pa.uint8())
+    if arr.null_count and not pa.types.is_floating(arr.type):
+        return numeric(arr, name, owner)
+    out: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return out
 
 
 def categories_of(values: Values) -> pa.Array[Any]:

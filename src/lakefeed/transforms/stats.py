@@ -95,7 +95,8 @@ def _column_moments(values: Any) -> tuple[int, float, float, float, float]:
         return 0, 0.0, 0.0, np.inf, -np.inf
     mean = pc.mean(arr).as_py()
     if pa.types.is_floating(arr.type) and not np.isfinite(mean):
-        nan: Any = pc.fill_null(pc.is_nan(arr), False)
+        is_nan: Any = pc.is_nan(arr)
+        nan: Any = pc.fill_null(is_nan, False)
         finite_or_inf = pc.invert(nan)
         arr = arr.filter(finite_or_inf)
         n = len(arr) - arr.null_count
