@@ -11,6 +11,8 @@ _NEEDS = {
     "lakefeed.frameworks.torch": "torch",
     "lakefeed.frameworks.jax": "jax",
     "lakefeed.frameworks.tensorflow": "tf",
+    "lakefeed.frameworks.tf_pipeline": "tf",
+    "lakefeed.frameworks.tf_builder": "tf",
 }
 
 

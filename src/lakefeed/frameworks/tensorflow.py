@@ -16,6 +16,11 @@ no ``label``                               ``features``, or the dict without a l
 ========================================  ==========================================
 
 ``as_dict=True`` gives the loader's own dict (``"features"``, ``"label"``, each column).
+
+The tf.data pipeline tools of the Paimon ML proposal (:class:`TensorFlowPipelineOptimizer`,
+:class:`DatasetPipelineBuilder`) live in :mod:`lakefeed.frameworks.tf_pipeline` and
+:mod:`lakefeed.frameworks.tf_builder` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ import numpy as np
 
 from lakefeed._utils import import_optional
 from lakefeed.errors import ConfigError, SchemaError, UnsupportedOperationError
+from lakefeed.frameworks.tf_builder import DatasetPipelineBuilder
+from lakefeed.frameworks.tf_pipeline import (
+    AUTOTUNE,
+    BenchmarkResult,
+    PipelineMonitor,
+    Recommendations,
+    TensorFlowPipelineOptimizer,
+    is_batched,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,7 +48,19 @@ if TYPE_CHECKING:
 
     from lakefeed.loader import Loader
 
-__all__ = ["LoaderFactory", "distributed_dataset", "element_spec", "to_tf_dataset"]
+__all__ = [
+    "AUTOTUNE",
+    "BenchmarkResult",
+    "DatasetPipelineBuilder",
+    "LoaderFactory",
+    "PipelineMonitor",
+    "Recommendations",
+    "TensorFlowPipelineOptimizer",
+    "distributed_dataset",
+    "element_spec",
+    "is_batched",
+    "to_tf_dataset",
+]
 
 FEATURES = "features"
 LABEL = "label"

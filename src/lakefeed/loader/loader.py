@@ -731,7 +731,7 @@ class Loader:
     def tf(self, *, as_dict: bool = False, prefetch: bool = True) -> Any:
         """The batches as a ``tf.data.Dataset`` with a full ``element_spec``, ready for ``model.fit``.
 
-        See :func:`lakefeed.frameworks.tf.to_tf_dataset` for the element structure.
+        See :func:`lakefeed.frameworks.tensorflow.to_tf_dataset` for the element structure.
         """
         from lakefeed.frameworks.tensorflow import to_tf_dataset
 
