@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -66,6 +66,9 @@ class FeatureTransformer(ABC):
             raise ConfigError(msg)
         if columns is not None and len(columns) == 0:
             msg = "columns=[] selects nothing; pass the columns to transform, or None for the whole input"
+            raise ConfigError(msg)
+        if columns is not None and len(set(columns)) != len(columns):
+            msg = f"columns={list(columns)!r} names a column twice; name each column once"
             raise ConfigError(msg)
         self.columns: tuple[str, ...] | None = tuple(columns) if columns is not None else None
         self.input_names: list[str] | None = None
@@ -176,15 +179,21 @@ class FeatureTransformer(ABC):
         """
         names = self._check_fitted()
         if self.columns is None:
-            width = len(column_names(X))
-            if width != len(names):
+            given = column_names(X)
+            if len(given) != len(names):
+                width = len(given)
                 msg = f"{type(self).__name__} was fitted on {len(names)} columns, got {width}; pass the same features"
+                raise SchemaError(msg)
+            unnamed = [f"x{i}" for i in range(len(names))]
+            if names != unnamed and given != unnamed and given != names:
+                # both named: columns in another order (or others) would silently swap features
+                msg = f"{type(self).__name__} was fitted on the columns {names}, got {given}; pass them in that order"
                 raise SchemaError(msg)
             chunk = to_chunk(X)
             chunk = dict(zip(names, chunk.values(), strict=True))
             return _stack(list(self._apply(chunk).values()))
         outputs = self._apply(to_chunk(X, names))
-        return replace_columns(X, names, outputs)
+        return replace_columns(X, names, outputs, owner=type(self).__name__)
 
     def fit_transform(self, X: Any) -> Any:
         """``fit(X)`` then ``transform(X)``."""
@@ -207,6 +216,7 @@ class FeatureTransformer(ABC):
             raise ColumnNotFoundError(msg)
         chunk: Chunk = {n: _one(row[n], numeric=self.numeric_input) for n in names}
         outputs = {k: self._output_value(v[0]) for k, v in self._apply(chunk).items()}
+        check_no_clash(row, names, outputs, type(self).__name__)
         return _replace_in_row(row, names, outputs)
 
     def output_names(self) -> list[str]:
@@ -275,6 +285,20 @@ def _stack(columns: list[np.ndarray]) -> np.ndarray:
     return np.column_stack(columns) if columns[0].ndim == 1 else np.concatenate(columns, axis=1)
 
 
+def check_no_clash(existing: Iterable[str], names: Sequence[str], outputs: Iterable[str], owner: str) -> None:
+    """Raise if an output column would overwrite a column that is kept (not one of ``names``).
+
+    Raises:
+        SchemaError: An output name is already the name of a column that passes through.
+    """
+    replaced = set(names)
+    kept = {str(c) for c in existing} - replaced
+    clash = [c for c in outputs if c in kept]
+    if clash:
+        msg = f"{owner} outputs {clash}, which the input already has as other column(s); rename them first"
+        raise SchemaError(msg)
+
+
 def _replace_in_row(row: Mapping[str, Any], names: list[str], outputs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     first = names[0]
@@ -286,9 +310,14 @@ def _replace_in_row(row: Mapping[str, Any], names: list[str], outputs: dict[str,
     return out
 
 
-def replace_columns(data: Any, names: list[str], outputs: dict[str, np.ndarray]) -> Any:
-    """``data`` with the columns ``names`` replaced by ``outputs`` (placed where the first one was)."""
+def replace_columns(data: Any, names: list[str], outputs: dict[str, Any], *, owner: str = "the transform") -> Any:
+    """``data`` with the columns ``names`` replaced by ``outputs`` (placed where the first one was).
+
+    Raises:
+        SchemaError: An output would overwrite a column that passes through.
+    """
     kind = input_kind(data)
+    check_no_clash(column_names(data), names, outputs, owner)
     if kind in ("arrow_table", "arrow_batch"):
         fields: list[str] = []
         arrays: list[Any] = []
@@ -303,22 +332,37 @@ def replace_columns(data: Any, names: list[str], outputs: dict[str, np.ndarray])
             return pa.Table.from_arrays(arrays, names=fields)
         return pa.RecordBatch.from_arrays(arrays, names=fields)
     if kind == "pandas":
-        import pandas as pd
-
-        frame = data if hasattr(data, "columns") else data.to_frame()
-        parts: dict[str, Any] = {}
-        for col in frame.columns:
-            if str(col) == names[0]:
-                parts.update(outputs)
-            elif str(col) not in names:
-                parts[col] = frame[col].to_numpy()
-        return pd.DataFrame(parts, index=frame.index)
+        order: list[str] = []
+        for col in column_names(data):
+            if col == names[0]:
+                order.extend(outputs)
+            elif col not in names:
+                order.append(col)
+        return pandas_result(data, order, outputs)
     if isinstance(data, Mapping):
         return _replace_in_row(data, names, outputs)
     # a numpy array with named columns x0, x1, ...: the outputs stacked where the inputs were
     chunk = to_chunk(data)
     columns = [v for k, v in _replace_in_row(chunk, names, outputs).items()]
     return _stack([np.asarray(c) for c in columns])
+
+
+def pandas_result(data: Any, order: list[str], new: Mapping[str, Any]) -> Any:
+    """A DataFrame with the columns ``order``: those in ``new`` computed, the others kept from ``data``.
+
+    Kept columns keep their dtype (categorical, nullable, object) and the index is ``data``'s;
+    nothing is aligned on the index (duplicate labels are fine).
+    """
+    frame = data if hasattr(data, "columns") else data.to_frame(column_names(data)[0])
+    by_name = {str(c): c for c in frame.columns}
+    out = frame[[by_name[k] for k in order if k not in new]].copy()
+    for i, name in enumerate(order):
+        if name in new:
+            values = new[name]
+            if isinstance(values, pa.Array | pa.ChunkedArray):
+                values = values.to_pandas().to_numpy()
+            out.insert(i, name, values)
+    return out
 
 
 def _arrow_column(values: Any) -> Any:

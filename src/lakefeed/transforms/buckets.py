@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lakefeed.errors import ConfigError
+from lakefeed.errors import ConfigError, SchemaError
 from lakefeed.transforms.base import FeatureTransformer, decode_floats, encode_floats
 from lakefeed.transforms.data import Chunk, numbers, numeric_column
 from lakefeed.transforms.stats import Moments, Quantiles
@@ -47,6 +47,7 @@ class Bucketizer(FeatureTransformer):
 
     Raises:
         ConfigError: Neither or both of ``boundaries`` and ``n_buckets``; bad boundaries.
+        SchemaError: (in fit) ``strategy="uniform"`` on a column with infinite values.
 
     Example:
         >>> import numpy as np
@@ -121,13 +122,26 @@ class Bucketizer(FeatureTransformer):
             n = int(self.n_buckets or 2)
             if self.strategy == "uniform":
                 m = acc["moments"]
-                edges = [np.linspace(lo, hi, n + 1) for lo, hi in zip(m.min, m.max, strict=True)]
+                bounds = zip(names, m.min, m.max, m.count, strict=True)
+                infinite = [c for c, lo, hi, k in bounds if k > 0 and not np.isfinite([lo, hi]).all()]
+                if infinite:
+                    msg = (
+                        f"column(s) {infinite} hold infinite values: Bucketizer(strategy='uniform') needs a finite"
+                        " min and max; use strategy='quantile' or boundaries=[...]"
+                    )
+                    raise SchemaError(msg)
+                edges = [
+                    np.linspace(lo, hi, n + 1) if k > 0 else np.full(n + 1, np.nan)
+                    for lo, hi, k in zip(m.min, m.max, m.count, strict=True)
+                ]
             else:
                 levels = np.linspace(0, 100, n + 1) / 100
                 edges = [q.quantiles(levels) for q in acc["quantiles"]]
                 self.rank_error_ = max((q.rank_error() for q in acc["quantiles"]), default=0.0)
-            # as scikit-learn: drop edges that add a bucket narrower than 1e-8
-            kept = [e[np.ediff1d(e, to_begin=np.inf) > 1e-8] if np.isfinite(e).all() else e[:2] for e in edges]
+            # as scikit-learn: drop edges that add a bucket narrower than 1e-8 (NaN edges of a
+            # column without values, and repeated infinities, go too)
+            with np.errstate(invalid="ignore"):
+                kept = [e[np.ediff1d(e, to_begin=np.inf) > 1e-8] for e in edges]
             self.splits_ = [e[1:-1] for e in kept]
         self.n_buckets_ = [len(s) + 1 for s in self.splits_]
 

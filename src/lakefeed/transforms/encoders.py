@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakefeed.errors import ConfigError, SchemaError, UnknownCategoryError
+from lakefeed.errors import ColumnNotFoundError, ConfigError, SchemaError, UnknownCategoryError
 from lakefeed.transforms.base import FeatureTransformer
 from lakefeed.transforms.data import Chunk, Values, categories_of
 from lakefeed.transforms.stats import Vocabulary
@@ -39,6 +39,12 @@ def _typed(values: Values, name: str, dtype: pa.DataType, owner: str) -> pa.Arra
     return arr
 
 
+def _is_category_type(dtype: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(dtype) or pa.types.is_integer(dtype) or pa.types.is_boolean(dtype) or pa.types.is_null(dtype)
+    )
+
+
 class _Categorical(FeatureTransformer):
     """Shared by the encoders: vocabularies and input types collected in fit."""
 
@@ -50,8 +56,13 @@ class _Categorical(FeatureTransformer):
     def _update(self, acc: dict[str, Any], chunk: Chunk) -> None:
         for name, values in chunk.items():
             arr = categories_of(values)
-            if pa.types.is_floating(arr.type) or pa.types.is_nested(arr.type):
-                msg = f"column {name!r} is {arr.type}; {type(self).__name__} takes strings, integers or booleans"
+            if not _is_category_type(arr.type):
+                # floats have no exact categories; other types (dates, decimals, bytes) do not
+                # survive the JSON spec: cast them to strings first
+                msg = (
+                    f"column {name!r} is {arr.type}; {type(self).__name__} takes strings, integers or booleans"
+                    " (cast it first, e.g. to string)"
+                )
                 raise SchemaError(msg)
             if not pa.types.is_null(arr.type):
                 acc["types"].setdefault(name, arr.type)
@@ -112,6 +123,14 @@ class OneHotEncoder(_Categorical):
         self._value_sets = [
             pa.array(c, type=self.dtypes_[n]) for c, n in zip(self.categories_, self.dtypes_, strict=True)
         ]
+        outputs = self._outputs(list(self.dtypes_))
+        twice = sorted({o for o in outputs if outputs.count(o) > 1})
+        if twice:
+            msg = (
+                f"OneHotEncoder would make the columns {twice} twice: column_category names clash (two columns"
+                " such as 'a' + 'b_c' and 'a_b' + 'c', or a category 'None' beside nulls); rename or recode first"
+            )
+            raise SchemaError(msg)
 
     def _outputs(self, names: list[str]) -> list[str]:
         return [f"{n}_{c}" for n, cats in zip(names, self.categories_, strict=True) for c in cats]
@@ -205,6 +224,9 @@ class StringIndexer(_Categorical):
     def vocabulary_size(self, column: str | None = None) -> int:
         """Rows an embedding table needs for ``column`` (the first column by default): vocabulary + OOV."""
         names = self._check_fitted()
+        if column is not None and column not in names:
+            msg = f"StringIndexer has no column {column!r}; it indexes {names}"
+            raise ColumnNotFoundError(msg)
         i = names.index(column) if column is not None else 0
         return len(self.vocabulary_[i]) + self.num_oov_indices
 

@@ -17,7 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from lakefeed.errors import ColumnNotFoundError, ConfigError, NotFittedError
-from lakefeed.transforms.base import FeatureTransformer, fit_progress, replace_columns, transformer_from_spec
+from lakefeed.transforms.base import (
+    FeatureTransformer,
+    check_no_clash,
+    fit_progress,
+    pandas_result,
+    replace_columns,
+    transformer_from_spec,
+)
 from lakefeed.transforms.data import Chunk, column_names, fit_chunks, input_kind, to_chunk
 
 __all__ = ["SPEC_FORMAT", "SPEC_VERSION", "Pipeline"]
@@ -181,12 +188,17 @@ class Pipeline:
         if input_kind(X) == "scan":
             msg = "transform() takes in-memory data; for a table, use lf.Loader(..., transform=pipeline)"
             raise ConfigError(msg)
-        data: dict[str, Any] = dict(to_chunk(X))
+        chunk = to_chunk(X)
+        data: dict[str, Any] = dict(chunk)
         for step in self.steps:
             data = _apply_step(step, data)
-        names = list(to_chunk(X))
-        if input_kind(X) in ("arrow_table", "arrow_batch", "pandas") or isinstance(X, Mapping):
-            return replace_columns(X, names, {k: v for k, v in data.items()})
+        names = list(chunk)
+        if input_kind(X) == "pandas":
+            # columns no step touched are the input's own (dtype kept), not a round trip through Arrow
+            new = {k: v for k, v in data.items() if not (k in chunk and v is chunk[k])}
+            return pandas_result(X, list(data), new)
+        if input_kind(X) in ("arrow_table", "arrow_batch") or isinstance(X, Mapping):
+            return replace_columns(X, names, data)
         return np.column_stack([np.asarray(v) for v in data.values()])
 
     def transform_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -240,10 +252,17 @@ class Pipeline:
             msg = f"not a lakefeed pipeline spec (expected format {SPEC_FORMAT!r})"
             raise ConfigError(msg)
         version = spec.get("version")
-        if not isinstance(version, int) or version > SPEC_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            msg = f"pipeline spec version must be a positive int, got {version!r}; the spec is malformed"
+            raise ConfigError(msg)
+        if version > SPEC_VERSION:
             msg = f"pipeline spec version {version!r} is newer than this lakefeed reads ({SPEC_VERSION}); upgrade it"
             raise ConfigError(msg)
-        return cls([transformer_from_spec(s) for s in spec.get("steps") or []])
+        steps = spec.get("steps")
+        if not isinstance(steps, list) or not all(isinstance(s, Mapping) for s in steps):
+            msg = f"pipeline spec 'steps' must be a list of step specs, got {type(steps).__name__}; spec malformed"
+            raise ConfigError(msg)
+        return cls([transformer_from_spec(s) for s in steps])
 
     @classmethod
     def from_json(cls, text: str) -> Pipeline:
@@ -278,6 +297,7 @@ def _apply_step(step: FeatureTransformer, data: dict[str, Any]) -> dict[str, Any
         msg = f"{type(step).__name__} needs column(s) {missing}; the data has {list(data)}"
         raise ColumnNotFoundError(msg)
     outputs = step._apply({c: data[c] for c in names})
+    check_no_clash(data, names, outputs, type(step).__name__)
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == names[0]:

@@ -61,8 +61,8 @@ class FeatureNormalizer:
         x = _matrix(X, "FeatureNormalizer").copy()
         missing = np.isnan(x)
         if strategy == "constant":
-            if fill_value is None:
-                msg = "strategy='constant' needs fill_value=..., e.g. fill_value=0.0"
+            if isinstance(fill_value, bool) or not isinstance(fill_value, int | float | np.integer | np.floating):
+                msg = f"strategy='constant' needs a number as fill_value, got {fill_value!r}; e.g. fill_value=0.0"
                 raise ConfigError(msg)
             fills = np.full(x.shape[1], float(fill_value))
         elif strategy == "zero":
@@ -97,7 +97,9 @@ class FeatureNormalizer:
             >>> FeatureNormalizer.handle_outliers(x, "iqr", 1.5).ravel().tolist()
             [1.0, 2.0, 3.0, 4.0, 7.0]
         """
-        if not (isinstance(threshold, int | float) and threshold > 0):
+        if isinstance(threshold, bool) or not (
+            isinstance(threshold, int | float | np.integer | np.floating) and threshold > 0
+        ):
             msg = f"threshold must be a positive number, got {threshold!r}"
             raise ConfigError(msg)
         x = _matrix(X, "FeatureNormalizer").copy()
@@ -141,21 +143,32 @@ class FeatureSelector:
     def select_by_correlation(X: Any, y: Any, k: int) -> list[int]:
         """The ``k`` columns with the largest absolute Pearson correlation with ``y`` (constant columns: 0).
 
-        The correlations are scikit-learn's ``r_regression``.
+        Without missing values the correlations are scikit-learn's ``r_regression``; a NaN in a
+        column or in ``y`` leaves that row out of that column's correlation (pairwise-complete,
+        as pandas' ``DataFrame.corrwith``), so one missing value does not zero a feature.
 
         Raises:
-            SchemaError: ``y`` does not have one value per row of ``X``.
+            SchemaError: ``y`` does not have one value per row of ``X``, or is not numeric.
         """
         x = _matrix(X, "FeatureSelector")
         _check_k(k, x.shape[1])
-        target = np.asarray(y, dtype=np.float64).ravel()
+        try:
+            target = np.asarray(y, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            msg = f"y must be numbers (one target per row), got {type(y).__name__}: {exc}"
+            raise SchemaError(msg) from exc
         if target.shape[0] != x.shape[0]:
             msg = f"y has {target.shape[0]} values but X has {x.shape[0]} rows; pass one target per row"
             raise SchemaError(msg)
-        xc = x - x.mean(axis=0)
-        yc = target - target.mean()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = (xc * yc[:, None]).sum(axis=0) / (np.sqrt((xc**2).sum(axis=0)) * np.sqrt((yc**2).sum()))
+        r = np.zeros(x.shape[1])
+        for j in range(x.shape[1]):
+            ok = ~(np.isnan(x[:, j]) | np.isnan(target))
+            xj, yj = x[ok, j], target[ok]
+            if xj.size == 0:
+                continue
+            xc, yc = xj - xj.mean(), yj - yj.mean()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r[j] = (xc @ yc) / (np.sqrt(xc @ xc) * np.sqrt(yc @ yc))
         score = np.nan_to_num(np.abs(r), nan=0.0)
         return [int(i) for i in np.argsort(-score, kind="stable")[:k]]
 

@@ -209,5 +209,32 @@ class Quantiles:
         if self.count == 0:
             return np.full(levels.shape, np.nan)
         if self.values is not None:
-            return np.asarray(np.percentile(np.concatenate(self.values), levels * 100, method="averaged_inverted_cdf"))
+            return _exact_quantiles(np.concatenate(self.values), levels)
         return np.asarray(self.sketch.get_quantiles(levels), dtype=np.float64)
+
+
+def _exact_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.percentile(values, levels * 100, method="averaged_inverted_cdf")``, also with infinities.
+
+    numpy interpolates ``inf - inf`` into NaN (with a warning). Here infinities stand in as the
+    largest (smallest) finite value, so finite values give numpy's result bit for bit, and a
+    quantile that draws on an infinity is that infinity: the same percentile of an indicator of
+    the infinities (which sort to the same ends) tells which do.
+    """
+    percents = levels * 100
+
+    def percentile(x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):  # values near the float64 limits
+            return np.asarray(np.percentile(x, percents, method="averaged_inverted_cdf"), dtype=np.float64)
+
+    if np.isfinite(values).all():
+        return percentile(values)
+    finite = values[np.isfinite(values)]
+    top, bottom = (float(finite.max()), float(finite.min())) if finite.size else (0.0, 0.0)
+    out = percentile(np.where(values == np.inf, top, np.where(values == -np.inf, bottom, values)))
+    high = percentile((values == np.inf).astype(np.float64)) > 0
+    low = percentile(-(values == -np.inf).astype(np.float64)) < 0
+    out[high] = np.inf
+    out[low] = -np.inf
+    out[high & low] = np.nan
+    return out
