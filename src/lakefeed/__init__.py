@@ -26,6 +26,7 @@ from lakefeed.errors import (
 from lakefeed.expr import Expr, col, parse_filter
 
 if TYPE_CHECKING:
+    from lakefeed import samplers, transforms
     from lakefeed.frameworks.torch import torch_dataset
     from lakefeed.loader import Loader
     from lakefeed.tables import Scan, ScanTask, Snapshot, Table, Warehouse, create_table, open_table
@@ -56,7 +57,9 @@ __all__ = [
     "errors",
     "open_table",
     "parse_filter",
+    "samplers",
     "torch_dataset",
+    "transforms",
 ]
 
 _LAZY = {
@@ -72,13 +75,20 @@ _LAZY = {
 }
 
 
+_SUBMODULES = {"samplers", "transforms"}
+
+
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:  # lf.samplers.Weighted(...), lf.transforms.Pipeline([...])
+        submodule = importlib.import_module(f"lakefeed.{name}")
+        globals()[name] = submodule
+        return submodule
     module = _LAZY.get(name)
     if module is None:
         msg = f"module 'lakefeed' has no attribute {name!r}"
         raise AttributeError(msg)
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

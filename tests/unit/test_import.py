@@ -45,3 +45,10 @@ def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setitem(sys.modules, "deltalake", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'lakefeed\[delta\]'"):
         lf.open_table(f"delta://{tmp_path}/t")
+
+
+def test_samplers_and_transforms_are_attributes_and_stay_light() -> None:
+    assert lf.transforms.Pipeline is not None
+    assert lf.samplers.Weighted("w").column == "w"
+    code = "import lakefeed as lf; lf.transforms.StandardScaler; lf.samplers.Balanced; import lakefeed.transforms.online"
+    assert _imported_after(code) == []
