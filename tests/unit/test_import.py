@@ -50,5 +50,5 @@ def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch, tm
 def test_samplers_and_transforms_are_attributes_and_stay_light() -> None:
     assert lf.transforms.Pipeline is not None
     assert lf.samplers.Weighted("w").column == "w"
-    code = "import lakefeed as lf; lf.transforms.StandardScaler; lf.samplers.Balanced; import lakefeed.transforms.online"
+    code = "import lakefeed as lf; lf.transforms.StandardScaler; lf.samplers.Balanced; import lakefeed.transforms.cache"
     assert _imported_after(code) == []
