@@ -112,6 +112,10 @@ class FeatureTransformer(ABC):
     def _load_state(self, state: dict[str, Any]) -> None:
         """Restore the fitted parameters from :meth:`_state`'s output."""
 
+    def _apply_row(self, names: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A faster row path with the very same float64 operations as :meth:`_apply` (None: use ``_apply``)."""
+        return None
+
     def _outputs(self, names: list[str]) -> list[str]:
         """The output column names for the input columns ``names``."""
         return list(names)
@@ -214,8 +218,10 @@ class FeatureTransformer(ABC):
         if missing:
             msg = f"row has no {missing} for {type(self).__name__}; it has {sorted(row)}"
             raise ColumnNotFoundError(msg)
-        chunk: Chunk = {n: _one(row[n], numeric=self.numeric_input) for n in names}
-        outputs = {k: self._output_value(v[0]) for k, v in self._apply(chunk).items()}
+        outputs = self._apply_row(names, row)
+        if outputs is None:
+            chunk: Chunk = {n: _one(row[n], numeric=self.numeric_input) for n in names}
+            outputs = {k: self._output_value(v[0]) for k, v in self._apply(chunk).items()}
         check_no_clash(row, names, outputs, type(self).__name__)
         return _replace_in_row(row, names, outputs)
 

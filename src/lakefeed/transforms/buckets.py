@@ -28,6 +28,17 @@ def _splits(values: Sequence[float], what: str) -> np.ndarray:
     return arr
 
 
+def _bucket(splits: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """How many split points are ``<= x``, per element (``searchsorted(..., side="right")``)."""
+    if len(splits) > 16:
+        return np.searchsorted(splits, x, side="right").astype(np.int64)
+    values = x if x.dtype == np.float64 else x.astype(np.float64)  # compared exactly, as float64
+    out = np.zeros(len(values), dtype=np.int64)
+    for split in splits:  # a few vectorised comparisons beat a binary search per element
+        out += values >= split
+    return out
+
+
 class Bucketizer(FeatureTransformer):
     """Bucket numbers: the bucket of ``x`` is the number of split points ``<= x`` (int64).
 
@@ -157,7 +168,7 @@ class Bucketizer(FeatureTransformer):
         out: dict[str, np.ndarray] = {}
         for i, (name, values) in enumerate(chunk.items()):
             x = numbers(values, name, type(self).__name__)
-            bucket = np.searchsorted(self.splits_[i], x, side="right").astype(np.int64)
+            bucket = _bucket(self.splits_[i], x)
             if x.dtype.kind == "f":
                 bucket[np.isnan(x)] = self.n_buckets_[i]
             out[name] = bucket

@@ -188,6 +188,9 @@ class Pipeline:
         if input_kind(X) == "scan":
             msg = "transform() takes in-memory data; for a table, use lf.Loader(..., transform=pipeline)"
             raise ConfigError(msg)
+        if input_kind(X) == "arrow_table" and X.num_rows and len(X.column(0).chunks) > 1:
+            # chunk by chunk: no concatenation of the table's columns, and cache-sized pieces
+            return pa.Table.from_batches([self.transform_batch(b) for b in X.to_batches()])
         chunk = to_chunk(X)
         data: dict[str, Any] = dict(chunk)
         for step in self.steps:

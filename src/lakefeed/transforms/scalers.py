@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,14 @@ _EPS = np.finfo(np.float64).eps
 def _columns(chunk: Chunk, owner: str) -> list[Any]:
     """The chunk's columns, checked to be numeric, as they are (no copy)."""
     return [numeric_column(values, name, owner) for name, values in chunk.items()]
+
+
+def _row_vector(names: list[str], row: Mapping[str, Any]) -> np.ndarray | None:
+    """A row's inputs as one float64 vector, if they are all plain numbers or None (else None)."""
+    values = [row[n] for n in names]
+    if not all(v is None or (isinstance(v, int | float | np.integer | np.floating)) for v in values):
+        return None  # the column-wise path gives the error or the conversion a batch would
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _nonzero(scale: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
@@ -87,6 +95,15 @@ class StandardScaler(FeatureTransformer):
                 np.divide(y, self.scale_[i], out=y)
             out[name] = y
         return out
+
+    def _apply_row(self, names: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        x = _row_vector(names, row)
+        if x is None:
+            return None
+        y = np.subtract(x, self.mean_, dtype=np.float64) if self.with_mean else x
+        if self.with_std:
+            y = np.divide(y, self.scale_)
+        return dict(zip(names, y.tolist(), strict=True))
 
     def _params(self) -> dict[str, Any]:
         return {"with_mean": self.with_mean, "with_std": self.with_std}
@@ -172,6 +189,16 @@ class MinMaxScaler(FeatureTransformer):
                 np.clip(x, self.feature_range[0], self.feature_range[1], out=x)
             out[name] = x
         return out
+
+    def _apply_row(self, names: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        x = _row_vector(names, row)
+        if x is None:
+            return None
+        y = np.multiply(x, self.scale_, dtype=np.float64)
+        y += self.min_
+        if self.clip:
+            np.clip(y, self.feature_range[0], self.feature_range[1], out=y)
+        return dict(zip(names, y.tolist(), strict=True))
 
     def _params(self) -> dict[str, Any]:
         return {"feature_range": list(self.feature_range), "clip": self.clip}
