@@ -222,6 +222,10 @@ class FeatureTransformer(ABC):
         if outputs is None:
             chunk: Chunk = {n: _one(row[n], numeric=self.numeric_input) for n in names}
             outputs = {k: self._output_value(v[0]) for k, v in self._apply(chunk).items()}
+        if list(outputs) == names and _contiguous(row, names):
+            out = dict(row)  # each input replaced by its own output, in place: nothing can clash
+            out.update(outputs)
+            return out
         check_no_clash(row, names, outputs, type(self).__name__)
         return _replace_in_row(row, names, outputs)
 
@@ -305,13 +309,21 @@ def check_no_clash(existing: Iterable[str], names: Sequence[str], outputs: Itera
         raise SchemaError(msg)
 
 
+def _contiguous(row: Mapping[str, Any], names: list[str]) -> bool:
+    """True if ``names`` are consecutive keys of ``row``, in that order."""
+    keys = list(row)
+    first = keys.index(names[0])
+    return keys[first : first + len(names)] == names
+
+
 def _replace_in_row(row: Mapping[str, Any], names: list[str], outputs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     first = names[0]
+    replaced = set(names)
     for key, value in row.items():
         if key == first:
             out.update(outputs)
-        elif key not in names:
+        elif key not in replaced:
             out[key] = value
     return out
 

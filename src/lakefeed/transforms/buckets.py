@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -155,6 +156,7 @@ class Bucketizer(FeatureTransformer):
                 kept = [e[np.ediff1d(e, to_begin=np.inf) > 1e-8] for e in edges]
             self.splits_ = [e[1:-1] for e in kept]
         self.n_buckets_ = [len(s) + 1 for s in self.splits_]
+        self._split_lists = [s.tolist() for s in self.splits_]
 
     def _explicit(self, name: str, i: int) -> list[float]:
         if isinstance(self.boundaries, dict):
@@ -174,6 +176,17 @@ class Bucketizer(FeatureTransformer):
             out[name] = bucket
         return out
 
+    def _apply_row(self, names: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
+        values = [row[n] for n in names]
+        if not all(v is None or isinstance(v, int | float | np.integer | np.floating) for v in values):
+            return None  # the column-wise path gives the error or the conversion a batch would
+        out: dict[str, Any] = {}
+        for i, (name, v) in enumerate(zip(names, values, strict=True)):
+            x = np.nan if v is None else float(v)  # float64, as a batch column converts it
+            # Python float comparisons are IEEE float64 ones: the count of splits <= x, as _bucket
+            out[name] = self.n_buckets_[i] if x != x else bisect.bisect_right(self._split_lists[i], x)
+        return out
+
     def _params(self) -> dict[str, Any]:
         return {
             "boundaries": self.boundaries,
@@ -188,4 +201,5 @@ class Bucketizer(FeatureTransformer):
     def _load_state(self, state: dict[str, Any]) -> None:
         self.splits_ = [decode_floats(s) for s in state["splits"]]
         self.n_buckets_ = [len(s) + 1 for s in self.splits_]
+        self._split_lists = [s.tolist() for s in self.splits_]
         self.rank_error_ = float(state["rank_error"])
