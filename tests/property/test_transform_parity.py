@@ -289,3 +289,40 @@ def test_whole_array_mode_row_equals_matrix_row(rows: list[dict[str, Any]]) -> N
     assert matrix.shape == (len(rows), 2)
     for row, want in zip(small, matrix.tolist(), strict=True):
         assert_row_identical(WHOLE.transform_row(row), dict(zip(["x0", "x1"], want, strict=True)))
+
+
+# -- float32 columns: float32 out, computed in float64 and rounded once, in both paths -------------
+
+F32 = pa.schema([("id", pa.int64()), ("h", pa.float32())])
+F32_TRAIN = pa.table(
+    {"id": np.arange(300), "h": np.random.default_rng(9).normal(2.0, 7.0, 300).astype(np.float32)}, schema=F32
+)
+F32_STEPS: dict[str, FeatureTransformer | lt.Pipeline] = {
+    "standard": lt.StandardScaler(columns=["h"]).fit(F32_TRAIN),
+    "minmax": lt.MinMaxScaler((-1, 1), clip=True, columns=["h"]).fit(F32_TRAIN),
+    "pipeline": lt.Pipeline([lt.StandardScaler(columns=["h"]), lt.Bucketizer(n_buckets=3, columns=["h"])]).fit(
+        F32_TRAIN
+    ),
+}
+f32_rows = st.lists(
+    st.fixed_dictionaries({"id": st.integers(0, 10), "h": st.one_of(st.none(), st.floats(width=32))}).map(
+        lambda r: {"id": r["id"], "h": r["h"]}
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@pytest.mark.parametrize("name", list(F32_STEPS))
+@PARITY
+@given(rows=f32_rows)
+def test_float32_columns_row_equals_batch(name: str, rows: list[dict[str, Any]]) -> None:
+    t = F32_STEPS[name]
+    batch = pa.RecordBatch.from_pylist(rows, schema=F32)
+    out = t.transform(batch)
+    assert out.schema.field("h").type == (pa.int64() if name == "pipeline" else pa.float32())
+    for row, want in zip(rows, out.to_pylist(), strict=True):
+        assert_row_identical(t.transform_row(row), want)
+    restored = lt.Pipeline.from_json(lt.Pipeline([t]).to_json()) if isinstance(t, FeatureTransformer) else t
+    for row, want in zip(rows, out.to_pylist(), strict=True):
+        assert_row_identical(restored.transform_row(row), want)

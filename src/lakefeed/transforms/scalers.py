@@ -30,6 +30,19 @@ def _row_vector(names: list[str], row: Mapping[str, Any]) -> np.ndarray | None:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+def _row_values(y: np.ndarray, float32: np.ndarray) -> list[float]:
+    """The row's float64 results as Python floats, rounded to float32 where the column is float32."""
+    values: list[float] = y.tolist()
+    if float32.any():
+        narrow: list[float] = y.astype(np.float32).tolist()
+        values = [n if f else v for v, n, f in zip(values, narrow, float32.tolist(), strict=True)]
+    return values
+
+
+def _float32_state(state: dict[str, Any], width: int) -> np.ndarray:
+    return np.asarray(state.get("float32", [False] * width), dtype=bool)
+
+
 def _nonzero(scale: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
     """Scales of (near-)constant columns set to 1, as scikit-learn's ``_handle_zeros_in_scale``.
 
@@ -77,6 +90,7 @@ class StandardScaler(FeatureTransformer):
 
     def _finish(self, acc: Moments) -> None:
         self.n_samples_seen_ = acc.count.copy()
+        self.float32_ = acc.float32 & acc.seen  # float32 in, float32 out (computed in float64, rounded once)
         self.mean_ = np.where(acc.count > 0, acc.mean, np.nan)
         self.var_ = acc.variance()
         n = acc.count.astype(np.float64)
@@ -93,7 +107,7 @@ class StandardScaler(FeatureTransformer):
             y = np.subtract(x, self.mean_[i], dtype=np.float64) if self.with_mean else x.astype(np.float64)
             if self.with_std:
                 np.divide(y, self.scale_[i], out=y)
-            out[name] = y
+            out[name] = y.astype(np.float32) if self.float32_[i] else y
         return out
 
     def _apply_row(self, names: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -103,7 +117,7 @@ class StandardScaler(FeatureTransformer):
         y = np.subtract(x, self.mean_, dtype=np.float64) if self.with_mean else x
         if self.with_std:
             y = np.divide(y, self.scale_)
-        return dict(zip(names, y.tolist(), strict=True))
+        return dict(zip(names, _row_values(y, self.float32_), strict=True))
 
     def _params(self) -> dict[str, Any]:
         return {"with_mean": self.with_mean, "with_std": self.with_std}
@@ -114,6 +128,7 @@ class StandardScaler(FeatureTransformer):
             "var": encode_floats(self.var_),
             "scale": encode_floats(self.scale_),
             "n_samples_seen": self.n_samples_seen_.tolist(),
+            "float32": self.float32_.tolist(),
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -121,6 +136,7 @@ class StandardScaler(FeatureTransformer):
         self.var_ = decode_floats(state["var"])
         self.scale_ = decode_floats(state["scale"])
         self.n_samples_seen_ = np.asarray(state["n_samples_seen"], dtype=np.int64)
+        self.float32_ = _float32_state(state, len(self.mean_))
 
 
 class MinMaxScaler(FeatureTransformer):
@@ -179,6 +195,7 @@ class MinMaxScaler(FeatureTransformer):
         low, high = self.feature_range
         self.scale_ = (high - low) / _nonzero(np.nan_to_num(self.data_range_, nan=0.0))
         self.min_ = low - self.data_min_ * self.scale_
+        self.float32_ = acc.float32 & acc.seen
 
     def _apply(self, chunk: Chunk) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -187,7 +204,7 @@ class MinMaxScaler(FeatureTransformer):
             x += self.min_[i]
             if self.clip:
                 np.clip(x, self.feature_range[0], self.feature_range[1], out=x)
-            out[name] = x
+            out[name] = x.astype(np.float32) if self.float32_[i] else x
         return out
 
     def _apply_row(self, names: list[str], row: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -198,13 +215,17 @@ class MinMaxScaler(FeatureTransformer):
         y += self.min_
         if self.clip:
             np.clip(y, self.feature_range[0], self.feature_range[1], out=y)
-        return dict(zip(names, y.tolist(), strict=True))
+        return dict(zip(names, _row_values(y, self.float32_), strict=True))
 
     def _params(self) -> dict[str, Any]:
         return {"feature_range": list(self.feature_range), "clip": self.clip}
 
     def _state(self) -> dict[str, Any]:
-        return {"data_min": encode_floats(self.data_min_), "data_max": encode_floats(self.data_max_)}
+        return {
+            "data_min": encode_floats(self.data_min_),
+            "data_max": encode_floats(self.data_max_),
+            "float32": self.float32_.tolist(),
+        }
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.data_min_ = decode_floats(state["data_min"])
@@ -213,3 +234,4 @@ class MinMaxScaler(FeatureTransformer):
         low, high = self.feature_range
         self.scale_ = (high - low) / _nonzero(np.nan_to_num(self.data_range_, nan=0.0))
         self.min_ = low - self.data_min_ * self.scale_
+        self.float32_ = _float32_state(state, len(self.data_min_))

@@ -39,6 +39,10 @@ class Moments:
         self.m2 = np.zeros(width)
         self.min = np.full(width, np.inf)
         self.max = np.full(width, -np.inf)
+        self.seen = np.zeros(width, dtype=bool)
+        """Columns that appeared in at least one chunk."""
+        self.float32 = np.ones(width, dtype=bool)
+        """Columns that were float32 (or narrower floats) in every chunk they appeared in."""
 
     def update(self, x: np.ndarray) -> None:
         """Add the rows of a ``[rows, width]`` array (NaN values are skipped)."""
@@ -60,9 +64,12 @@ class Moments:
                 part = part.merge(stats)
             chunk.count[j], chunk.mean[j], chunk.m2[j] = part.count[0], part.mean[0], part.m2[0]
             chunk.min[j], chunk.max[j] = part.min[0], part.max[0]
+            chunk.seen[j] = True
+            chunk.float32[j] = _is_float32(column)
         merged = self.merge(chunk)
         self.count, self.mean, self.m2 = merged.count, merged.mean, merged.m2
         self.min, self.max = merged.min, merged.max
+        self.seen, self.float32 = merged.seen, merged.float32
 
     def merge(self, other: Moments) -> Moments:
         """The statistics of both parts together (Chan, Golub and LeVeque's pairwise update)."""
@@ -77,12 +84,21 @@ class Moments:
         out.m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / safe)
         out.min = np.minimum(self.min, other.min)
         out.max = np.maximum(self.max, other.max)
+        out.seen = self.seen | other.seen
+        out.float32 = np.where(self.seen, self.float32, True) & np.where(other.seen, other.float32, True)
         return out
 
     def variance(self, ddof: int = 0) -> np.ndarray:
         """Per-column variance (NaN for a column with no values)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.count > ddof, self.m2 / np.maximum(self.count - ddof, 1), np.nan)
+
+
+def _is_float32(column: Any) -> bool:
+    if isinstance(column, np.ndarray):
+        return bool(column.dtype.kind == "f" and column.dtype.itemsize <= 4)
+    t = column.type
+    return bool(pa.types.is_float32(t) or pa.types.is_float16(t))
 
 
 def _column_moments(values: Any) -> tuple[int, float, float, float, float]:
