@@ -797,7 +797,13 @@ def test_fit_progress_bar_does_not_disturb(table: lf.Table, capsys: pytest.Captu
     quiet = lt.MinMaxScaler(columns=["b"]).fit(table, progress=False)
     shown = lt.MinMaxScaler(columns=["b"]).fit(table, progress=True)
     np.testing.assert_array_equal(quiet.data_min_, shown.data_min_)
-    capsys.readouterr()
+    captured = capsys.readouterr()
+    shown_text = captured.out + captured.err
+    assert "fitting MinMaxScaler" in shown_text
+    assert f"{table.scan().count()}/{table.scan().count()}" in shown_text  # every row counted
+    lt.MinMaxScaler(columns=["b"]).fit(table, progress=False)
+    captured = capsys.readouterr()
+    assert "fitting" not in captured.out + captured.err
 
 
 # -- specs -----------------------------------------------------------------------------------------
