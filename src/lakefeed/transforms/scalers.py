@@ -55,7 +55,20 @@ def _nonzero(scale: np.ndarray, constant: np.ndarray | None = None) -> np.ndarra
     return out
 
 
-class StandardScaler(FeatureTransformer):
+class _MomentsScaler(FeatureTransformer):
+    """Scalers fitted from per-column moments (count, mean, M2, min, max)."""
+
+    def _begin(self, names: list[str]) -> Moments:
+        return Moments(len(names))
+
+    def _update(self, acc: Moments, chunk: Chunk) -> None:
+        acc.update_columns(_columns(chunk, type(self).__name__))
+
+    def _merge(self, left: Moments, right: Moments) -> Moments:
+        return left.merge(right)
+
+
+class StandardScaler(_MomentsScaler):
     """Z-score standardisation: ``(x - mean) / std`` per column, NaN-aware (NaNs pass through).
 
     Fitted attributes (as in scikit-learn): ``mean_``, ``var_``, ``scale_``, ``n_samples_seen_``.
@@ -78,15 +91,6 @@ class StandardScaler(FeatureTransformer):
         super().__init__(columns=columns)
         self.with_mean = bool(with_mean)
         self.with_std = bool(with_std)
-
-    def _begin(self, names: list[str]) -> Moments:
-        return Moments(len(names))
-
-    def _update(self, acc: Moments, chunk: Chunk) -> None:
-        acc.update_columns(_columns(chunk, type(self).__name__))
-
-    def _merge(self, left: Moments, right: Moments) -> Moments:
-        return left.merge(right)
 
     def _finish(self, acc: Moments) -> None:
         self.n_samples_seen_ = acc.count.copy()
@@ -139,7 +143,7 @@ class StandardScaler(FeatureTransformer):
         self.float32_ = _float32_state(state, len(self.mean_))
 
 
-class MinMaxScaler(FeatureTransformer):
+class MinMaxScaler(_MomentsScaler):
     """Scale each column to ``feature_range``: ``x * scale_ + min_`` (scikit-learn's formula).
 
     Fitted attributes: ``data_min_``, ``data_max_``, ``data_range_``, ``scale_``, ``min_``.
@@ -177,15 +181,6 @@ class MinMaxScaler(FeatureTransformer):
             raise ConfigError(msg)
         self.feature_range = (low, high)
         self.clip = bool(clip)
-
-    def _begin(self, names: list[str]) -> Moments:
-        return Moments(len(names))
-
-    def _update(self, acc: Moments, chunk: Chunk) -> None:
-        acc.update_columns(_columns(chunk, type(self).__name__))
-
-    def _merge(self, left: Moments, right: Moments) -> Moments:
-        return left.merge(right)
 
     def _finish(self, acc: Moments) -> None:
         empty = acc.count == 0
