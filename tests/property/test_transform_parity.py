@@ -8,7 +8,6 @@ pipeline (also after a JSON round trip).
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 import lakefeed.transforms as lt
 from lakefeed.errors import UnknownCategoryError
+from lakefeed.testing import assert_rows_identical as assert_row_identical
 from lakefeed.transforms.base import FeatureTransformer
 
 SCHEMA = pa.schema(
@@ -112,21 +112,6 @@ rows_strategy = st.lists(
 )
 
 # -- comparison ------------------------------------------------------------------------------------
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values of the same type; floats compared bit for bit (NaN == NaN, 0.0 != -0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return struct.pack("<d", a) == struct.pack("<d", b)
-    return bool(a == b)
-
-
-def assert_row_identical(online: dict[str, Any], offline: dict[str, Any]) -> None:
-    assert list(online) == list(offline), (list(online), list(offline))
-    bad = {k: (online[k], offline[k]) for k in offline if not same(online[k], offline[k])}
-    assert not bad, bad
 
 
 def check_parity(t: FeatureTransformer | lt.Pipeline, rows: list[dict[str, Any]]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import lakefeed as lf
 import lakefeed.transforms as lt
 from lakefeed.errors import ColumnNotFoundError, ConfigError, NotFittedError, SchemaError, UnknownCategoryError
+from lakefeed.testing import assert_rows_identical
 from lakefeed.transforms import data as tdata
 from lakefeed.transforms import pipeline as tpipeline
 
@@ -70,21 +70,6 @@ def by_hand(data: pa.Table, fit_on: pa.Table) -> pa.Table:
         out = step.fit(fit_on).transform(out)
         fit_on = step.transform(fit_on)
     return out
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values of the same type; floats bit for bit (so NaN equals NaN)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return struct.pack("<d", a) == struct.pack("<d", b)
-    return bool(a == b)
-
-
-def assert_rows_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
-    assert list(got) == list(want)
-    bad = {k: (got[k], want[k]) for k in want if not same(got[k], want[k])}
-    assert not bad
 
 
 def assert_rows_list_identical(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:

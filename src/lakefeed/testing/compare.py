@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import struct
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["assert_tables_equal", "sort_rows"]
+__all__ = ["assert_rows_identical", "assert_tables_equal", "identical", "sort_rows"]
 
 
 def _key(row: dict[str, Any]) -> tuple[tuple[int, str], ...]:
@@ -42,4 +43,36 @@ def assert_tables_equal(actual: pa.Table, expected: pa.Table, *, check_order: bo
         missing = [r for r in right if r not in left][:5]
         extra = [r for r in left if r not in right][:5]
         msg = f"{len(left)} rows vs {len(right)} expected; missing e.g. {missing}; unexpected e.g. {extra}"
+        raise AssertionError(msg)
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Equal values of the same type, floats bit for bit (NaN equals NaN, 0.0 is not -0.0).
+
+    Example:
+        >>> identical(float("nan"), float("nan")), identical(0.0, -0.0), identical(1, 1.0)
+        (True, False, False)
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    return bool(a == b)
+
+
+def assert_rows_identical(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    """Assert two rows have the same keys in the same order and :func:`identical` values.
+
+    What "online equals offline" means for a transform: ``transform_row(row)`` against the same
+    row of ``transform(batch).to_pylist()``.
+
+    Example:
+        >>> assert_rows_identical({"a": float("nan"), "b": 1}, {"a": float("nan"), "b": 1})
+    """
+    if list(actual) != list(expected):
+        msg = f"keys differ: {list(actual)} != {list(expected)}"
+        raise AssertionError(msg)
+    bad = {k: (actual[k], expected[k]) for k in expected if not identical(actual[k], expected[k])}
+    if bad:
+        msg = f"values differ (actual, expected): {bad}"
         raise AssertionError(msg)
