@@ -25,8 +25,10 @@ The tree::
     ├── ResumeStateError (ValueError)
     ├── NotFittedError (ValueError)
     ├── UnknownCategoryError (ValueError)
-    └── CommitError
-        └── CommitConflictError
+    ├── CommitError
+    │   └── CommitConflictError
+    └── OnlineStoreError
+        └── OnlineStoreUnavailableError
 
     LakefeedWarning (UserWarning)
     ├── PerformanceWarning
@@ -54,6 +56,8 @@ __all__ = [
     "NamespaceNotFoundError",
     "NotFittedError",
     "NotFoundError",
+    "OnlineStoreError",
+    "OnlineStoreUnavailableError",
     "PerformanceWarning",
     "ResumeStateError",
     "SchemaError",
@@ -199,6 +203,18 @@ class CommitConflictError(CommitError):
     """Another writer committed first; retry the write on the new snapshot."""
 
     code: ClassVar[str] = "commit-conflict"
+
+
+class OnlineStoreError(LakefeedError):
+    """The online store refused an operation or holds data lakefeed cannot read."""
+
+    code: ClassVar[str] = "online-store"
+
+
+class OnlineStoreUnavailableError(OnlineStoreError):
+    """The online store cannot be reached (e.g. Redis is down); calls work again once it is back."""
+
+    code: ClassVar[str] = "online-store-unavailable"
 
 
 class LakefeedWarning(UserWarning):
