@@ -1,0 +1,204 @@
+"""The registry: feature groups, views, training datasets and materialization progress, in SQL.
+
+It lives in the catalog's own database (SQLite embedded, PostgreSQL in production), in tables
+prefixed ``lakefeed_``. Each definition is one row of JSON; counters (the insert number of a
+group, the last materialized insert) are updated atomically by the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from lakefeed.errors import CatalogError, ConfigError, NotFoundError
+from lakefeed.store.definitions import FeatureGroupSpec, FeatureViewSpec, TrainingDatasetSpec
+
+__all__ = ["Registry"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_META = sa.MetaData()
+_KINDS = {
+    "group": sa.Table(
+        "lakefeed_feature_groups",
+        _META,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("writes", sa.BigInteger, nullable=False, default=0),
+        sa.Column("materialized", sa.BigInteger, nullable=False, default=0),
+    ),
+    "view": sa.Table(
+        "lakefeed_feature_views",
+        _META,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("spec", sa.Text, nullable=False),
+    ),
+    "dataset": sa.Table(
+        "lakefeed_training_datasets",
+        _META,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("spec", sa.Text, nullable=False),
+    ),
+}
+_WORDS = {"group": "feature group", "view": "feature view", "dataset": "training dataset"}
+
+
+class Registry:
+    """Definitions in a SQL database (a SQLAlchemy URL).
+
+    Example:
+        >>> import tempfile, pyarrow as pa
+        >>> from lakefeed.store.definitions import FeatureGroupSpec, schema_to_b64
+        >>> reg = Registry(f"sqlite:///{tempfile.mkdtemp()}/catalog.db")
+        >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+        >>> reg.put_group(FeatureGroupSpec(name="g", keys=["user_id"], event_time="ts", table="features.g",
+        ...                                schema_b64=schema_to_b64(schema)))
+        >>> reg.next_write("g"), reg.next_write("g"), reg.list_groups()
+        (1, 2, ['g'])
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        try:
+            self.engine = sa.create_engine(uri, future=True)
+            _META.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"cannot open the feature registry at {_redact(uri)}: {exc}"
+            raise CatalogError(msg) from exc
+
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            msg = f"the feature registry at {_redact(self.uri)} failed: {exc.orig}"
+            raise CatalogError(msg) from exc
+
+    def _put(self, kind: str, name: str, spec: BaseModel, *, replace: bool) -> None:
+        table = _KINDS[kind]
+        with self._begin() as conn:
+            exists = conn.execute(sa.select(table.c.name).where(table.c.name == name)).first() is not None
+            if exists and not replace:
+                msg = f"{_WORDS[kind]} {name!r} already exists; open it instead, or drop it first"
+                raise ConfigError(msg)
+            if exists:
+                conn.execute(table.update().where(table.c.name == name).values(spec=spec.model_dump_json()))
+            else:
+                conn.execute(table.insert().values(name=name, spec=spec.model_dump_json()))
+
+    def _get(self, kind: str, name: str, model: type[M]) -> M:
+        table = _KINDS[kind]
+        with self._begin() as conn:
+            row = conn.execute(sa.select(table.c.spec).where(table.c.name == name)).first()
+        if row is None:
+            msg = f"no {_WORDS[kind]} {name!r}; there are {self._list(kind)}"
+            raise NotFoundError(msg)
+        return model.model_validate_json(row[0])
+
+    def _list(self, kind: str) -> list[str]:
+        table = _KINDS[kind]
+        with self._begin() as conn:
+            return sorted(r[0] for r in conn.execute(sa.select(table.c.name)))
+
+    def _delete(self, kind: str, name: str) -> None:
+        table = _KINDS[kind]
+        with self._begin() as conn:
+            conn.execute(table.delete().where(table.c.name == name))
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def put_group(self, spec: FeatureGroupSpec, *, replace: bool = False) -> None:
+        """Register a feature group (``replace`` to update its definition)."""
+        self._put("group", spec.name, spec, replace=replace)
+
+    def get_group(self, name: str) -> FeatureGroupSpec:
+        """A group's definition. Raises NotFoundError naming the groups there are."""
+        return self._get("group", name, FeatureGroupSpec)
+
+    def list_groups(self) -> list[str]:
+        """The names of the feature groups."""
+        return self._list("group")
+
+    def delete_group(self, name: str) -> None:
+        """Forget a feature group (its table is left alone)."""
+        self._delete("group", name)
+
+    def next_write(self, group: str) -> int:
+        """Take the next insert number of ``group`` (1, 2, ...), atomically."""
+        table = _KINDS["group"]
+        with self._begin() as conn:
+            conn.execute(table.update().where(table.c.name == group).values(writes=table.c.writes + 1))
+            row = conn.execute(sa.select(table.c.writes).where(table.c.name == group)).first()
+        if row is None:
+            msg = f"no feature group {group!r}"
+            raise NotFoundError(msg)
+        return int(row[0])
+
+    def writes(self, group: str) -> int:
+        """The last insert number taken for ``group``."""
+        return self._counter(group, "writes")
+
+    def materialized(self, group: str) -> int:
+        """The last insert number of ``group`` whose rows are all in the online store."""
+        return self._counter(group, "materialized")
+
+    def set_materialized(self, group: str, write: int) -> None:
+        """Record that inserts up to ``write`` are in the online store (never moves backwards)."""
+        table = _KINDS["group"]
+        with self._begin() as conn:
+            conn.execute(
+                table.update().where(table.c.name == group, table.c.materialized < write).values(materialized=write)
+            )
+
+    def _counter(self, group: str, column: str) -> int:
+        table = _KINDS["group"]
+        with self._begin() as conn:
+            row = conn.execute(sa.select(table.c[column]).where(table.c.name == group)).first()
+        if row is None:
+            msg = f"no feature group {group!r}"
+            raise NotFoundError(msg)
+        return int(row[0])
+
+    # -- views and datasets ---------------------------------------------------------------------
+
+    def put_view(self, spec: FeatureViewSpec, *, replace: bool = False) -> None:
+        """Register a feature view."""
+        self._put("view", spec.name, spec, replace=replace)
+
+    def get_view(self, name: str) -> FeatureViewSpec:
+        """A view's definition."""
+        return self._get("view", name, FeatureViewSpec)
+
+    def list_views(self) -> list[str]:
+        """The names of the feature views."""
+        return self._list("view")
+
+    def put_dataset(self, spec: TrainingDatasetSpec) -> None:
+        """Register a training dataset."""
+        self._put("dataset", spec.name, spec, replace=False)
+
+    def get_dataset(self, name: str) -> TrainingDatasetSpec:
+        """A training dataset's definition."""
+        return self._get("dataset", name, TrainingDatasetSpec)
+
+    def list_datasets(self) -> list[str]:
+        """The names of the training datasets."""
+        return self._list("dataset")
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Registry({_redact(self.uri)!r})"
+
+
+def _redact(uri: str) -> str:
+    from lakefeed.tables.warehouse import _redact as redact
+
+    return redact(uri)
