@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from lakefeed import samplers, transforms
     from lakefeed.frameworks.torch import torch_dataset
     from lakefeed.loader import Loader
+    from lakefeed.store import FeatureStore
     from lakefeed.tables import Scan, ScanTask, Snapshot, Table, Warehouse, create_table, open_table
 
 try:
@@ -39,6 +40,7 @@ except PackageNotFoundError:  # running from a source tree
 __all__ = [
     "ColumnNotFoundError",
     "Expr",
+    "FeatureStore",
     "LakefeedError",
     "LakefeedWarning",
     "Loader",
@@ -63,6 +65,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "FeatureStore": "lakefeed.store",
     "Loader": "lakefeed.loader",
     "Scan": "lakefeed.tables",
     "ScanTask": "lakefeed.tables",

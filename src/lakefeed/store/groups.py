@@ -1,0 +1,187 @@
+"""Feature groups: Iceberg tables of feature rows, written offline and online in one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakefeed.errors import SchemaError, UnsupportedOperationError
+from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec
+
+if TYPE_CHECKING:
+    from lakefeed.store.feature_store import FeatureStore
+    from lakefeed.tables import Table
+
+__all__ = ["FeatureGroup", "InsertResult", "conform"]
+
+MAX_ROWS_PER_INSERT = 1 << 32
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    """What an insert wrote: its rows, the group's new snapshot and the insert's write number."""
+
+    rows: int
+    snapshot_id: int | None
+    write: int
+    online_rows: int
+
+
+def _arrow(data: Any, group: str) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if type(data).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, dict | list):
+        return pa.table(data) if isinstance(data, dict) else pa.Table.from_pylist(data)
+    msg = f"insert into feature group {group!r} takes Arrow, pandas or a dict of columns, got {type(data).__name__}"
+    raise SchemaError(msg)
+
+
+def conform(data: Any, spec: FeatureGroupSpec) -> pa.Table:
+    """``data`` checked and cast to the group's schema, before anything is written.
+
+    Raises:
+        SchemaError: A column is missing or unknown, a value does not fit its column's type,
+            or a key or event time is null.
+    """
+    table = _arrow(data, spec.name)
+    schema = spec.arrow_schema
+    missing = [n for n in schema.names if n not in table.column_names]
+    extra = [n for n in table.column_names if n not in schema.names]
+    if missing or extra:
+        msg = f"insert into feature group {spec.name!r}: "
+        msg += f"missing column(s) {missing}" if missing else ""
+        msg += ("; " if missing and extra else "") + (f"unknown column(s) {extra}" if extra else "")
+        msg += f"; the group's columns are {schema.names}"
+        raise SchemaError(msg)
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                msg = (
+                    f"insert into feature group {spec.name!r}: column {field.name!r} is {column.type} "
+                    f"and does not fit {field.type}: {exc}"
+                )
+                raise SchemaError(msg) from exc
+        columns.append(column)
+    out = pa.Table.from_arrays(columns, schema=schema)
+    for name in [*spec.keys, spec.event_time]:
+        nulls = out.column(name).null_count
+        if nulls:
+            msg = f"insert into feature group {spec.name!r}: {nulls} null(s) in {name!r}; keys and event times are needed"
+            raise SchemaError(msg)
+    if out.num_rows >= MAX_ROWS_PER_INSERT:
+        msg = f"insert into feature group {spec.name!r}: {out.num_rows} rows; insert fewer than 2**32 rows at a time"
+        raise SchemaError(msg)
+    return out
+
+
+class FeatureGroup:
+    """A feature group of a :class:`~lakefeed.store.FeatureStore`: keys, an event time, features.
+
+    Its rows live in an Iceberg table (the offline history: every row ever inserted, with a hidden
+    write-order column); with ``online=True`` the latest row per key is also kept in the online
+    store for serving.
+    """
+
+    def __init__(self, store: FeatureStore, spec: FeatureGroupSpec) -> None:
+        self.store = store
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        """The group's name."""
+        return self.spec.name
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns."""
+        return self.spec.features
+
+    @property
+    def table(self) -> Table:
+        """The lakefeed table holding the group's history (re-read: the current snapshot)."""
+        return self.store._group_table(self.spec)
+
+    def insert(self, data: Any) -> InsertResult:
+        """Append rows to the history and, for an online group, update the online store.
+
+        The data is checked and cast to the group's schema first; the offline append is one
+        Iceberg commit; the online write is one atomic batch (latest event time wins). If the
+        online write fails, the appended rows are deleted again, so both stores stay as they were.
+
+        Args:
+            data: An Arrow table or record batch, a pandas DataFrame, or a dict of columns.
+
+        Returns:
+            The rows written, the new snapshot id and the insert's write number.
+
+        Raises:
+            SchemaError: The data does not fit the group's schema (nothing is written).
+            UnsupportedOperationError: The group is a registered read-only source.
+            OnlineStoreUnavailableError: The online store is down (nothing is kept).
+        """
+        spec = self.spec
+        if spec.read_only:
+            msg = f"feature group {spec.name!r} is a registered {spec.source_format} source and read-only here"
+            raise UnsupportedOperationError(msg)
+        rows = conform(data, spec)
+        write = self.store.registry.next_write(spec.name)
+        order = pa.array(np.left_shift(np.int64(write), 32) + np.arange(rows.num_rows, dtype=np.int64))
+        table = self.table
+        table.append(rows.append_column(WRITE_COLUMN, order))
+        online_rows = 0
+        if spec.online and rows.num_rows:
+            try:
+                online_rows = self.store._write_online(spec, rows.append_column(WRITE_COLUMN, order))
+            except BaseException:
+                low, high = write << 32, (write + 1) << 32
+                from lakefeed.expr import col
+
+                table.refresh().delete((col(WRITE_COLUMN) >= low) & (col(WRITE_COLUMN) < high))
+                raise
+            if self.store.registry.materialized(spec.name) == write - 1:
+                self.store.registry.set_materialized(spec.name, write)
+        return InsertResult(rows.num_rows, table.refresh().snapshot_id, write, online_rows)
+
+    def read(self, *, snapshot: int | None = None, with_write_order: bool = False) -> pa.Table:
+        """The group's history (every inserted row), at ``snapshot`` or now."""
+        scan = self.table.scan(snapshot=snapshot)
+        out = scan.to_arrow()
+        if not with_write_order and WRITE_COLUMN in out.column_names:
+            out = out.drop([WRITE_COLUMN])
+        return out
+
+    def latest(self) -> pa.Table:
+        """The latest row per key (greatest event time, then created time, then the later write)."""
+        data = self.read(with_write_order=True)
+        order: list[tuple[str, Literal["ascending", "descending"]]] = [(self.spec.event_time, "descending")]
+        if self.spec.created_time:
+            order.append((self.spec.created_time, "descending"))
+        if WRITE_COLUMN in data.column_names:
+            order.append((WRITE_COLUMN, "descending"))
+        ranked = data.take(pc.sort_indices(data, sort_keys=order))
+        keys = ranked.select(self.spec.keys)
+        first = _first_of_each(keys)
+        return ranked.take(first).drop([c for c in [WRITE_COLUMN] if c in ranked.column_names])
+
+    def __repr__(self) -> str:
+        return f"FeatureGroup({self.name!r}, keys={self.spec.keys}, event_time={self.spec.event_time!r})"
+
+
+def _first_of_each(keys: pa.Table) -> pa.Array[Any]:
+    """Positions of the first row of each distinct key (rows already ranked)."""
+    indexed = keys.append_column("__pos", pa.array(np.arange(keys.num_rows, dtype=np.int64)))
+    grouped = indexed.group_by(keys.column_names, use_threads=False).aggregate([("__pos", "min")])
+    first: pa.Array[Any] = pa.array(np.sort(grouped.column("__pos_min").to_numpy()))
+    return first
