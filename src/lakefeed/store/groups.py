@@ -78,7 +78,7 @@ def conform(data: Any, spec: FeatureGroupSpec) -> pa.Table:
     for name in [*spec.keys, spec.event_time]:
         nulls = out.column(name).null_count
         if nulls:
-            msg = f"insert into feature group {spec.name!r}: {nulls} null(s) in {name!r}; keys and event times are needed"
+            msg = f"insert into feature group {spec.name!r}: {nulls} null(s) in {name!r}; keys and times are needed"
             raise SchemaError(msg)
     if out.num_rows >= MAX_ROWS_PER_INSERT:
         msg = f"insert into feature group {spec.name!r}: {out.num_rows} rows; insert fewer than 2**32 rows at a time"
