@@ -20,6 +20,8 @@ from lakefeed.store.groups import FeatureGroup
 from lakefeed.store.registry import Registry
 
 if TYPE_CHECKING:
+    from lakefeed.store.materialize import MaterializeResult
+    from lakefeed.store.views import FeatureView, TrainingDataset
     from lakefeed.tables import Table, Warehouse
 
 __all__ = ["FeatureStore"]
@@ -181,6 +183,73 @@ class FeatureStore:
         """The names of the feature groups."""
         return self.registry.list_groups()
 
+    # -- views, datasets, materialization ------------------------------------------------------
+
+    def create_feature_view(
+        self,
+        name: str,
+        features: Sequence[str],
+        *,
+        transform: Any = None,
+        description: str = "",
+        exist_ok: bool = False,
+    ) -> FeatureView:
+        """Define a feature view over ``"group.feature"`` / ``"group.*"`` references.
+
+        Args:
+            name: The view's name (an identifier).
+            features: The features, e.g. ``["user_stats.clicks_7d", "item_stats.*"]``.
+            transform: A fitted :class:`lakefeed.transforms.Pipeline` (or its JSON spec) applied
+                to training data and to online vectors alike.
+            description: Free text.
+            exist_ok: Return the existing view instead of raising.
+
+        Raises:
+            ConfigError: A bad name, an unknown group or feature, a name clash, an unfitted pipeline.
+        """
+        from lakefeed.store.definitions import FeatureViewSpec, parse_feature_refs
+
+        _check_name(name, "feature view")
+        if name in self.registry.list_views():
+            if exist_ok:
+                return self.feature_view(name)
+            msg = f"feature view {name!r} already exists; use fs.feature_view({name!r}) or exist_ok=True"
+            raise ConfigError(msg)
+        if isinstance(features, str) or not features:
+            msg = f"feature view {name!r}: features must be a non-empty list like ['user_stats.clicks']"
+            raise ConfigError(msg)
+        groups = {g.split(".")[0] for g in features if isinstance(g, str)}
+        specs = {g: self.registry.get_group(g) for g in groups if g in self.registry.list_groups()}
+        refs = parse_feature_refs(list(features), specs)
+        spec_json = _pipeline_json(transform)
+        self.registry.put_view(FeatureViewSpec(name=name, features=refs, transform=spec_json, description=description))
+        return self.feature_view(name)
+
+    def feature_view(self, name: str) -> FeatureView:
+        """An existing feature view."""
+        from lakefeed.store.views import FeatureView
+
+        return FeatureView(self, self.registry.get_view(name))
+
+    def list_feature_views(self) -> list[str]:
+        """The names of the feature views."""
+        return self.registry.list_views()
+
+    def training_dataset(self, name: str) -> TrainingDataset:
+        """A saved training dataset."""
+        from lakefeed.store.views import TrainingDataset
+
+        spec = self.registry.get_dataset(name)
+        return TrainingDataset(self, spec, self.warehouse.table(spec.table))
+
+    def materialize(
+        self, group: str, *, start: Any = None, end: Any = None, progress: bool | None = None
+    ) -> MaterializeResult:
+        """Bring the online store up to date with a group's history (see :mod:`lakefeed.store.materialize`)."""
+        from lakefeed.store.materialize import materialize
+
+        return materialize(self, self.feature_group(group), start=start, end=end, progress=progress)
+
     def close(self) -> None:
         """Close the registry, the online store and the catalog."""
         if self._online is not None:
@@ -247,6 +316,21 @@ def _group_spec(
         table="",
         schema_b64=schema_to_b64(schema),
     )
+
+
+def _pipeline_json(transform: Any) -> str | None:
+    if transform is None:
+        return None
+    from lakefeed.transforms import Pipeline
+
+    pipeline = Pipeline.from_json(transform) if isinstance(transform, str) else transform
+    if not isinstance(pipeline, Pipeline):
+        msg = f"transform must be a fitted lakefeed Pipeline or its JSON spec, got {type(transform).__name__}"
+        raise ConfigError(msg)
+    if not pipeline.is_fitted:
+        msg = "the feature view's transform pipeline is not fitted; fit it on training data first"
+        raise ConfigError(msg)
+    return pipeline.to_json()
 
 
 def _online_write(store: Any, spec: FeatureGroupSpec, rows: pa.Table) -> int:

@@ -1,0 +1,270 @@
+"""Feature views: point-in-time training data, saved training datasets, online feature vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lakefeed.errors import ColumnNotFoundError, ConfigError, SchemaError
+from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, FeatureViewSpec, TrainingDatasetSpec
+
+if TYPE_CHECKING:
+    from lakefeed.loader import Loader
+    from lakefeed.store.feature_store import FeatureStore
+    from lakefeed.tables import Table
+    from lakefeed.transforms import Pipeline
+
+__all__ = ["FeatureView", "TrainingDataset"]
+
+TRAINING_NAMESPACE = "training"
+REPORT_KEY = b"lakefeed.missing"
+
+
+def _spine_table(spine: Any) -> pa.Table:
+    if isinstance(spine, pa.Table):
+        return spine
+    if isinstance(spine, pa.RecordBatch):
+        return pa.Table.from_batches([spine])
+    if type(spine).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(spine, preserve_index=False)
+    if isinstance(spine, dict):
+        return pa.table(spine)
+    if isinstance(spine, list):
+        return pa.Table.from_pylist(spine)
+    msg = f"the spine must be an Arrow table, a pandas DataFrame or a dict of columns, got {type(spine).__name__}"
+    raise SchemaError(msg)
+
+
+class FeatureView:
+    """Features picked from feature groups, with an optional transform pipeline.
+
+    The same view gives point-in-time correct training data (:meth:`training_data`), saved,
+    snapshot-pinned training datasets (:meth:`create_training_dataset`) and the latest feature
+    vectors from the online store (:meth:`get_feature_vector`); the pipeline, if any, is applied
+    to both, bit-identically.
+    """
+
+    def __init__(self, store: FeatureStore, spec: FeatureViewSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.last_report: dict[str, int] = {}
+        """Per group, the spine rows of the last :meth:`training_data` call that got no features."""
+
+    @property
+    def name(self) -> str:
+        """The view's name."""
+        return self.spec.name
+
+    @property
+    def features(self) -> list[str]:
+        """The served feature names, in order."""
+        return [f.name for f in self.spec.features]
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The view's transform pipeline (None without one)."""
+        if self.spec.transform is None:
+            return None
+        from lakefeed.transforms import Pipeline
+
+        return Pipeline.from_json(self.spec.transform)
+
+    def _groups(self) -> dict[str, FeatureGroupSpec]:
+        return {g: self.store.registry.get_group(g) for g in self.spec.groups}
+
+    def _spine_time(self, spine: pa.Table, spine_time: str | None, groups: dict[str, FeatureGroupSpec]) -> str:
+        if spine_time is not None:
+            if spine_time not in spine.column_names:
+                msg = f"spine has no column {spine_time!r} (spine_time); it has {spine.column_names}"
+                raise ColumnNotFoundError(msg)
+            return spine_time
+        candidates = list(dict.fromkeys(g.event_time for g in groups.values()))
+        present = [c for c in candidates if c in spine.column_names]
+        if len(present) == 1:
+            return present[0]
+        msg = f"which spine column is the event time? pass spine_time=... (spine columns: {spine.column_names})"
+        raise ConfigError(msg)
+
+    def training_data(
+        self,
+        spine: Any,
+        label: str | None = None,
+        *,
+        spine_time: str | None = None,
+        snapshots: Mapping[str, int | None] | None = None,
+    ) -> pa.Table:
+        """Point-in-time correct training data: each spine row with the features as of its time.
+
+        For each spine row (keys, time) and each group, the group's row with equal keys and
+        the greatest event time <= the spine time (within the group's TTL; ties by created time,
+        then the later write) gives the features, or nulls when none qualifies. Every spine row
+        comes back exactly once, in the spine's order, with all its columns (e.g. the label).
+        The spine rows left without features are counted per group in :attr:`last_report`
+        (and in the result's schema metadata).
+
+        Args:
+            spine: Keys, an event time and anything else (a label): Arrow, pandas or a dict.
+            label: The spine's label column (checked to be there).
+            spine_time: The spine's time column (default: the groups' event-time column name).
+            snapshots: Read these group snapshots instead of the current ones.
+
+        Raises:
+            ColumnNotFoundError: A key, the time or the label is not in the spine.
+        """
+        from lakefeed.store.offline import FeatureSource, point_in_time_join
+
+        table = _spine_table(spine)
+        if label is not None and label not in table.column_names:
+            msg = f"spine has no label column {label!r}; it has {table.column_names}"
+            raise ColumnNotFoundError(msg)
+        groups = self._groups()
+        time_column = self._spine_time(table, spine_time, groups)
+        sources = []
+        for name, spec in groups.items():
+            refs = [f for f in self.spec.features if f.group == name]
+            group_table = self.store._group_table(spec)
+            columns = [*spec.keys, spec.event_time, *([spec.created_time] if spec.created_time else [])]
+            has_write = WRITE_COLUMN in group_table.schema.names
+            scan = group_table.scan(
+                columns=[*columns, *[r.feature for r in refs], *([WRITE_COLUMN] if has_write else [])],
+                snapshot=(snapshots or {}).get(name),
+            )
+            sources.append(
+                FeatureSource(
+                    name=name,
+                    data=scan,
+                    keys=spec.keys,
+                    event_time=spec.event_time,
+                    features=[r.feature for r in refs],
+                    created_time=spec.created_time,
+                    ttl=spec.ttl,
+                    write_order=WRITE_COLUMN if has_write else None,
+                    output_names={r.feature: r.name for r in refs},
+                )
+            )
+        result = point_in_time_join(table, sources, spine_time=time_column)
+        out = result.table
+        pipeline = self.pipeline
+        if pipeline is not None:
+            out = pipeline.transform(out)
+        self.last_report = {name: int(missing) for name, missing in _missing(result).items()}
+        import json
+
+        metadata = dict(out.schema.metadata or {})
+        metadata[REPORT_KEY] = json.dumps(self.last_report).encode()
+        return out.replace_schema_metadata(metadata)
+
+    def create_training_dataset(
+        self, spine: Any, name: str, label: str | None = None, *, spine_time: str | None = None
+    ) -> TrainingDataset:
+        """Join the spine as :meth:`training_data` does and save the result as a table.
+
+        The dataset records the snapshot of every group it read and the view's transform, so it
+        reads back identically however the groups change later; :meth:`TrainingDataset.loader`
+        feeds it to :class:`lakefeed.Loader`.
+
+        Raises:
+            ConfigError: A dataset of that name exists.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            msg = f"training dataset name {name!r} must be an identifier, e.g. 'ctr_v1'"
+            raise ConfigError(msg)
+        if name in self.store.registry.list_datasets():
+            msg = f"training dataset {name!r} already exists; datasets are immutable, pick a new name"
+            raise ConfigError(msg)
+        groups = self._groups()
+        snapshots = {g: self.store._group_table(spec).snapshot_id for g, spec in groups.items()}
+        data = self.training_data(spine, label, spine_time=spine_time, snapshots=snapshots)
+        table_name = f"{TRAINING_NAMESPACE}.{name}"
+        table = self.store.warehouse.create_table(table_name, data)
+        spec = TrainingDatasetSpec(
+            name=name,
+            view=self.name,
+            table=table_name,
+            snapshots=snapshots,
+            spine_time=self._spine_time(_spine_table(spine), spine_time, groups),
+            label=label,
+            transform=self.spec.transform,
+            rows=data.num_rows,
+        )
+        self.store.registry.put_dataset(spec)
+        return TrainingDataset(self.store, spec, table)
+
+    def get_feature_vector(self, entity: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+        """The latest features for one entity from the online store (None where a group has no row).
+
+        Args:
+            entity: The key values, e.g. ``{"user_id": 7, "item_id": 3}``.
+            now: The time TTLs are checked against (default: now, UTC).
+        """
+        return self.get_feature_vectors([entity], now=now)[0]
+
+    def get_feature_vectors(
+        self, entities: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest features for many entities, one online read per group.
+
+        Raises:
+            ColumnNotFoundError: An entity lacks a key column of one of the view's groups.
+            OnlineStoreUnavailableError: The online store is down.
+        """
+        store = self.store.online_store
+        if store is None:
+            msg = "this FeatureStore has no online store; pass online=... to FeatureStore"
+            raise ConfigError(msg)
+        when = now or datetime.now(timezone.utc)
+        out: list[dict[str, Any]] = [dict(e) for e in entities]
+        for name, spec in self._groups().items():
+            refs = [f for f in self.spec.features if f.group == name]
+            missing = [k for k in spec.keys if any(k not in e for e in entities)]
+            if missing:
+                msg = f"entities need the key(s) {missing} of feature group {name!r}"
+                raise ColumnNotFoundError(msg)
+            keys = [tuple(e[k] for k in spec.keys) for e in entities]
+            records = store.read(name, keys, now=when, ttl=spec.ttl)
+            for row, record in zip(out, records, strict=True):
+                for ref in refs:
+                    row[ref.name] = None if record is None else record.get(ref.feature)
+        pipeline = self.pipeline
+        if pipeline is not None:
+            out = [pipeline.transform_row(row) for row in out]
+        return out
+
+    def __repr__(self) -> str:
+        return f"FeatureView({self.name!r}, features={self.features})"
+
+
+def _missing(result: Any) -> dict[str, int]:
+    report = getattr(result, "report", {})
+    out: dict[str, int] = {}
+    for name, value in dict(report).items():
+        out[name] = int(getattr(value, "missing", value) if not isinstance(value, Mapping) else value["missing"])
+    return out
+
+
+@dataclass
+class TrainingDataset:
+    """A saved, snapshot-pinned training dataset."""
+
+    store: FeatureStore
+    spec: TrainingDatasetSpec
+    table: Table
+
+    @property
+    def name(self) -> str:
+        """The dataset's name."""
+        return self.spec.name
+
+    def read(self) -> pa.Table:
+        """The dataset's rows (the same every time)."""
+        return self.table.scan(snapshot=self.table.snapshots()[0].snapshot_id).to_arrow()
+
+    def loader(self, **kwargs: Any) -> Loader:
+        """A :class:`lakefeed.Loader` over the dataset (keyword arguments as for ``Loader``)."""
+        from lakefeed.loader import Loader
+
+        return Loader(self.table.scan(snapshot=self.table.snapshots()[0].snapshot_id), **kwargs)
