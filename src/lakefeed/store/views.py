@@ -242,7 +242,7 @@ def _missing(result: Any) -> dict[str, int]:
     report = getattr(result, "report", {})
     out: dict[str, int] = {}
     for name, value in dict(report).items():
-        out[name] = int(getattr(value, "missing", value) if not isinstance(value, Mapping) else value["missing"])
+        out[name] = int(value.without_features)
     return out
 
 
