@@ -50,7 +50,8 @@ def test_groups_are_registered_and_survive_a_reopen(fs: lf.FeatureStore, tmp_pat
     assert fs.list_feature_groups() == ["items", "users"]
     again = lf.FeatureStore(tmp_path / "home")
     users = again.feature_group("users")
-    assert users.spec.keys == ["user_id"] and users.features == ["clicks", "ctr"]
+    assert users.spec.keys == ["user_id"]
+    assert users.features == ["clicks", "ctr"]
     assert users.spec.ttl == timedelta(days=10)
     assert users.read().num_rows == 4
     with pytest.raises(NotFoundError, match="no feature group 'nope'"):
@@ -129,14 +130,15 @@ def test_a_view_pipeline_applies_offline_and_online_alike(fs: lf.FeatureStore) -
     offline = view.training_data({"user_id": [1, 3], "ts": [_day(6), _day(6)]}).to_pylist()
     online = view.get_feature_vectors([{"user_id": 1}, {"user_id": 3}], now=_day(6))
     for a, b in zip(offline, online, strict=True):
-        assert a["clicks"] == b["clicks"] and a["ctr"] == b["ctr"]
+        assert a["clicks"] == b["clicks"]
+        assert a["ctr"] == b["ctr"]
 
 
 def test_materialize_is_incremental_and_idempotent(tmp_path: Path) -> None:
     store = lf.FeatureStore(tmp_path / "m")
     users = store.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS, online=True)
     rng = np.random.default_rng(0)
-    for k in range(3):
+    for _k in range(3):
         users.insert(
             {
                 "user_id": rng.integers(0, 50, 200),
@@ -156,7 +158,9 @@ def test_materialize_is_incremental_and_idempotent(tmp_path: Path) -> None:
     with store.registry.engine.begin() as conn:
         conn.execute(sa.text("update lakefeed_feature_groups set materialized = 1 where name = 'users'"))
     result = store.materialize("users")
-    assert result.inserts == 2 and result.rows == 400 and result.watermark == 3
+    assert result.inserts == 2
+    assert result.rows == 400
+    assert result.watermark == 3
     got = view.get_feature_vectors([{"user_id": u} for u in expected], now=_day(40))
     assert {u: g["clicks"] for u, g in zip(expected, got, strict=True)} == expected
 
@@ -177,7 +181,8 @@ def test_registered_sources_are_read_only(tmp_path: Path) -> None:
     pq.write_table(pa.table({"user_id": [1, 2], "ts": [_day(0), _day(1)], "score": [0.5, 0.7]}), folder / "p.parquet")
     store = lf.FeatureStore(tmp_path / "ro")
     group = store.register_feature_group("scores", str(folder), keys=["user_id"], event_time="ts")
-    assert group.spec.read_only and group.spec.source_format == "parquet"
+    assert group.spec.read_only
+    assert group.spec.source_format == "parquet"
     view = store.create_feature_view("s", ["scores.score"])
     assert view.training_data({"user_id": [2, 1], "ts": [_day(2), _day(2)]}).column("score").to_pylist() == [0.7, 0.5]
     with pytest.raises(UnsupportedOperationError, match="read-only"):

@@ -334,5 +334,20 @@ def _pipeline_json(transform: Any) -> str | None:
 
 
 def _online_write(store: Any, spec: FeatureGroupSpec, rows: pa.Table) -> int:
-    """Write ``rows`` to the online store (the store keeps the latest per key). Filled in with the store API."""
-    raise NotImplementedError
+    """Write ``rows`` to the online store in one atomic batch (the store keeps the latest per key)."""
+    from lakefeed.store.online.base import OnlineGroup
+
+    name = spec.name
+    if name not in getattr(store, "_groups", {}):
+        store.register_group(
+            OnlineGroup(
+                name,
+                spec.arrow_schema,
+                keys=spec.keys,
+                event_time=spec.event_time,
+                created_time=spec.created_time,
+                write_order=WRITE_COLUMN,
+                ttl=spec.ttl,
+            )
+        )
+    return int(store.write_batch(name, rows))

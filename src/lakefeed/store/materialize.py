@@ -34,6 +34,9 @@ class MaterializeResult:
 
     group: str
     rows: int
+    """Rows read from the history and written."""
+    updated: int
+    """Keys whose online record changed (a key whose stored record is newer is left alone)."""
     inserts: int
     seconds: float
     watermark: int
@@ -78,7 +81,7 @@ def materialize(
     first = registry.materialized(spec.name) + 1 if (window is None and has_write) else 1
     last = registry.writes(spec.name) if has_write else 1
     inserts = list(range(first, last + 1))
-    rows = 0
+    rows = updated = 0
     with _progress(progress, spec.name, len(inserts)) as advance:
         for write in inserts:
             row_filter = window
@@ -89,15 +92,16 @@ def materialize(
                 if batch.num_rows:
                     import pyarrow as pa
 
-                    rows += store._write_online(spec, pa.Table.from_batches([batch]))
+                    updated += store._write_online(spec, pa.Table.from_batches([batch]))
+                    rows += batch.num_rows
             if window is None and has_write:
                 registry.set_materialized(spec.name, write)
             advance()
     watermark = registry.materialized(spec.name) if has_write else 0
-    return MaterializeResult(spec.name, rows, len(inserts), time.perf_counter() - began, watermark)
+    return MaterializeResult(spec.name, rows, updated, len(inserts), time.perf_counter() - began, watermark)
 
 
-class _progress:  # noqa: N801 - a context manager used like a function
+class _progress:
     def __init__(self, show: bool | None, group: str, total: int) -> None:
         self._bar: Any = None
         if show if show is not None else sys.stderr.isatty():

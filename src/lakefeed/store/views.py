@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -216,7 +216,7 @@ class FeatureView:
         if store is None:
             msg = "this FeatureStore has no online store; pass online=... to FeatureStore"
             raise ConfigError(msg)
-        when = now or datetime.now(timezone.utc)
+        when = now or datetime.now(UTC)
         out: list[dict[str, Any]] = [dict(e) for e in entities]
         for name, spec in self._groups().items():
             refs = [f for f in self.spec.features if f.group == name]
