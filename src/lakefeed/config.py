@@ -44,3 +44,38 @@ class PyIcebergCatalogConfig(_Frozen):
 
 CatalogConfig: TypeAlias = Annotated[SqlCatalogConfig | PyIcebergCatalogConfig, Field(discriminator="kind")]
 """A catalog configuration, discriminated by ``kind``."""
+
+
+class SqliteOnlineConfig(_Frozen):
+    """The embedded online store: one SQLite file (WAL mode), no server.
+
+    Example:
+        >>> SqliteOnlineConfig(path="/tmp/home/online.db").kind
+        'sqlite'
+    """
+
+    kind: Literal["sqlite"] = "sqlite"
+    path: str = Field(description="The SQLite database file (created if missing)")
+    timeout_s: float = Field(default=30.0, gt=0, description="How long a writer waits for another writer's lock")
+
+
+class RedisOnlineConfig(_Frozen):
+    """The production online store: Redis (standalone; not Redis Cluster).
+
+    Example:
+        >>> RedisOnlineConfig(url="redis://127.0.0.1:6379/0").prefix
+        'lakefeed:'
+    """
+
+    kind: Literal["redis"] = "redis"
+    url: str = Field(description="redis://[user:password@]host:port/db, rediss://... (TLS) or unix:///path.sock")
+    prefix: str = Field(default="lakefeed:", description="Prefix of every key lakefeed writes (share a db safely)")
+    socket_timeout_s: float = Field(default=30.0, gt=0, description="Per-command socket timeout")
+    connect_timeout_s: float = Field(default=2.0, gt=0, description="Connection timeout")
+    max_connections: int = Field(default=64, ge=1, description="Size of the connection pool")
+
+
+OnlineStoreConfig: TypeAlias = Annotated[SqliteOnlineConfig | RedisOnlineConfig, Field(discriminator="kind")]
+"""An online store configuration, discriminated by ``kind``."""
+
+__all__ += ["OnlineStoreConfig", "RedisOnlineConfig", "SqliteOnlineConfig"]
