@@ -165,6 +165,7 @@ def test_materialize_is_incremental_and_idempotent(tmp_path: Path) -> None:
     assert {u: g["clicks"] for u, g in zip(expected, got, strict=True)} == expected
 
 
+@pytest.mark.redis
 def test_an_online_failure_rolls_the_insert_back(tmp_path: Path) -> None:
     store = lf.FeatureStore(tmp_path / "r", online="redis://127.0.0.1:6399/0")  # nothing listens there
     users = store.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS)
