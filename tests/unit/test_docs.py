@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-GUIDES = ["tables.md", "loader.md", "features.md"]
+GUIDES = ["tables.md", "loader.md", "features.md", "feature-store.md"]
 
 
 def _blocks(text: str) -> list[str]:
