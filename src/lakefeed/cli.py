@@ -271,6 +271,41 @@ def scan(
     console.print(_arrow_preview(result, None))
 
 
+@app.command()
+def serve(
+    home: HomeOption = None,
+    catalog_uri: Annotated[
+        str | None, typer.Option("--catalog-uri", help="Production: SQLAlchemy URL of the catalog and registry.")
+    ] = None,
+    warehouse: Annotated[str | None, typer.Option(help="With --catalog-uri: where table files go.")] = None,
+    online: Annotated[
+        str | None, typer.Option(help="Online store: redis://host:port/db or a SQLite path (default: home/online.db).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="LAKEFEED_API_KEY", help="Require this key in X-API-Key (default: $LAKEFEED_API_KEY)."),
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Refuse larger request bodies with 413.", min=1)] = 1 << 20,
+) -> None:
+    """Serve feature vectors over HTTP: POST /features/{view}, /health, /metrics, /openapi.json."""
+    from lakefeed._utils import import_optional
+    from lakefeed.store.feature_store import FeatureStore
+
+    uvicorn = import_optional("uvicorn", extra="serve", purpose="lakefeed serve")
+    from lakefeed.serving import create_app
+
+    store = FeatureStore(home, catalog_uri=catalog_uri, warehouse=warehouse, online=online)
+    server = create_app(store, api_key=api_key or None, max_body_bytes=max_body_bytes)
+    views = store.list_feature_views()
+    console.print(f"serving {len(views)} feature view(s) {views} on http://{host}:{port} (OpenAPI at /openapi.json)")
+    try:
+        uvicorn.run(server, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    finally:
+        store.close()
+
+
 def main() -> None:
     """Entry point: run the CLI, printing lakefeed errors without a traceback."""
     try:

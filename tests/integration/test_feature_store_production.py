@@ -37,8 +37,8 @@ def production(postgres_uri: str, redis_url: str, tmp_path: Path) -> Iterator[tu
 def test_groups_views_and_vectors_on_postgres_and_redis(
     production: tuple[lf.FeatureStore, str],
     postgres_uri: str,
-    redis_url: str,
-    tmp_path: Path,  # noqa: F811
+    redis_url: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     store, name = production
     group = store.create_feature_group(name, keys=["user_id"], event_time="ts", schema=SCHEMA, ttl=timedelta(days=3))
