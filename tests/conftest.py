@@ -17,6 +17,7 @@ import pytest
 import lakefeed as lf
 
 REQUIRE_SERVICES = os.environ.get("LAKEFEED_REQUIRE_SERVICES") == "1"
+REDIS_URL = os.environ.get("LAKEFEED_TEST_REDIS", "redis://127.0.0.1:6379/0")
 POSTGRES_URI = os.environ.get("LAKEFEED_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 SCHEMA = pa.schema(
@@ -176,3 +177,25 @@ def postgres_uri() -> str:
             pytest.fail(f"PostgreSQL at {POSTGRES_URI} is required (LAKEFEED_REQUIRE_SERVICES=1) but: {problem}")
         pytest.skip(f"PostgreSQL not reachable: {problem}")
     return POSTGRES_URI
+
+
+def _redis_problem() -> str | None:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:  # any failure to import or connect
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    problem = _redis_problem()
+    if problem is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis at {REDIS_URL} is required (LAKEFEED_REQUIRE_SERVICES=1) but: {problem}")
+        pytest.skip(f"Redis not reachable: {problem}")
+    return REDIS_URL

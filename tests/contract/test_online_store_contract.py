@@ -6,7 +6,6 @@ the Redis cases are skipped, or fail when LAKEFEED_REQUIRE_SERVICES=1.
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import threading
@@ -24,31 +23,7 @@ from lakefeed.config import RedisOnlineConfig
 from lakefeed.errors import ConfigError, OnlineStoreError, SchemaError
 from lakefeed.store.online import OnlineGroup, OnlineStore, RedisOnlineStore, SqliteOnlineStore
 
-REQUIRE_SERVICES = os.environ.get("LAKEFEED_REQUIRE_SERVICES") == "1"
-REDIS_URL = os.environ.get("LAKEFEED_TEST_REDIS", "redis://127.0.0.1:6379/0")
 T0 = datetime(2024, 1, 1)
-
-
-def _redis_problem() -> str | None:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-        client.close()
-    except Exception as exc:  # any failure to import or connect
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    problem = _redis_problem()
-    if problem is not None:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"Redis at {REDIS_URL} is required (LAKEFEED_REQUIRE_SERVICES=1) but: {problem}")
-        pytest.skip(f"Redis not reachable: {problem}")
-    return REDIS_URL
 
 
 def _drop_prefix(url: str, prefix: str) -> None:

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pytest
 
 import lakefeed as lf
-from tests.contract.test_online_store_contract import redis_url  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -20,7 +19,7 @@ SCHEMA = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("click
 
 
 @pytest.fixture
-def production(postgres_uri: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[lf.FeatureStore, str]]:  # noqa: F811
+def production(postgres_uri: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[lf.FeatureStore, str]]:
     store = lf.FeatureStore(catalog_uri=postgres_uri, warehouse=tmp_path / "wh", online=redis_url)
     name = f"g_{uuid.uuid4().hex[:10]}"
     yield store, name
@@ -37,7 +36,7 @@ def production(postgres_uri: str, redis_url: str, tmp_path: Path) -> Iterator[tu
 def test_groups_views_and_vectors_on_postgres_and_redis(
     production: tuple[lf.FeatureStore, str],
     postgres_uri: str,
-    redis_url: str,  # noqa: F811 - the fixture imported above
+    redis_url: str,
     tmp_path: Path,
 ) -> None:
     store, name = production

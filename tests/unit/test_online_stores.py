@@ -35,7 +35,6 @@ from lakefeed.errors import (
 from lakefeed.store.online import OnlineGroup, RedisOnlineStore, SqliteOnlineStore, _batch, _codec, open_online_store
 
 REQUIRE_SERVICES = os.environ.get("LAKEFEED_REQUIRE_SERVICES") == "1"
-REDIS_URL = os.environ.get("LAKEFEED_TEST_REDIS", "redis://127.0.0.1:6379/0")
 T0 = datetime(2024, 1, 1)
 SCHEMA = pa.schema([("id", pa.int64()), ("ts", pa.timestamp("us")), ("v", pa.int64())])
 GROUP = OnlineGroup("g", SCHEMA, keys=["id"], event_time="ts")
@@ -283,28 +282,6 @@ def test_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "redis", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'lakefeed\[redis\]'"):
         open_online_store("redis://127.0.0.1:6379/0")
-
-
-def _redis_problem() -> str | None:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-        client.close()
-    except Exception as exc:  # any failure to import or connect
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    problem = _redis_problem()
-    if problem is not None:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"Redis at {REDIS_URL} is required (LAKEFEED_REQUIRE_SERVICES=1) but: {problem}")
-        pytest.skip(f"Redis not reachable: {problem}")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from lakefeed.store.feature_store import FeatureStore
     from lakefeed.tables import Table
 
-__all__ = ["FeatureGroup", "InsertResult", "conform"]
+__all__ = ["FeatureGroup", "InsertResult", "as_table", "conform"]
 
 MAX_ROWS_PER_INSERT = 1 << 32
 
@@ -31,7 +31,12 @@ class InsertResult:
     online_rows: int
 
 
-def _arrow(data: Any, group: str) -> pa.Table:
+def as_table(data: Any, what: str) -> pa.Table:
+    """``data`` (Arrow, pandas, a dict of columns or a list of rows) as an Arrow table.
+
+    Raises:
+        SchemaError: Anything else, naming ``what`` it was given for.
+    """
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
@@ -40,7 +45,7 @@ def _arrow(data: Any, group: str) -> pa.Table:
         return pa.Table.from_pandas(data, preserve_index=False)
     if isinstance(data, dict | list):
         return pa.table(data) if isinstance(data, dict) else pa.Table.from_pylist(data)
-    msg = f"insert into feature group {group!r} takes Arrow, pandas or a dict of columns, got {type(data).__name__}"
+    msg = f"{what} takes Arrow, pandas, a dict of columns or a list of rows, got {type(data).__name__}"
     raise SchemaError(msg)
 
 
@@ -51,7 +56,7 @@ def conform(data: Any, spec: FeatureGroupSpec) -> pa.Table:
         SchemaError: A column is missing or unknown, a value does not fit its column's type,
             or a key or event time is null.
     """
-    table = _arrow(data, spec.name)
+    table = as_table(data, f"insert into feature group {spec.name!r}")
     schema = spec.arrow_schema
     missing = [n for n in schema.names if n not in table.column_names]
     extra = [n for n in table.column_names if n not in schema.names]

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from lakefeed.errors import ColumnNotFoundError, ConfigError, SchemaError
+from lakefeed.errors import ColumnNotFoundError, ConfigError
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, FeatureViewSpec, TrainingDatasetSpec
+from lakefeed.store.groups import as_table
 
 if TYPE_CHECKING:
     from lakefeed.loader import Loader
@@ -22,21 +23,6 @@ __all__ = ["FeatureView", "TrainingDataset"]
 
 TRAINING_NAMESPACE = "training"
 REPORT_KEY = b"lakefeed.missing"
-
-
-def _spine_table(spine: Any) -> pa.Table:
-    if isinstance(spine, pa.Table):
-        return spine
-    if isinstance(spine, pa.RecordBatch):
-        return pa.Table.from_batches([spine])
-    if type(spine).__module__.startswith("pandas"):
-        return pa.Table.from_pandas(spine, preserve_index=False)
-    if isinstance(spine, dict):
-        return pa.table(spine)
-    if isinstance(spine, list):
-        return pa.Table.from_pylist(spine)
-    msg = f"the spine must be an Arrow table, a pandas DataFrame or a dict of columns, got {type(spine).__name__}"
-    raise SchemaError(msg)
 
 
 class FeatureView:
@@ -117,7 +103,7 @@ class FeatureView:
         """
         from lakefeed.store.offline import FeatureSource, point_in_time_join
 
-        table = _spine_table(spine)
+        table = as_table(spine, "the spine")
         if label is not None and label not in table.column_names:
             msg = f"spine has no label column {label!r}; it has {table.column_names}"
             raise ColumnNotFoundError(msg)
@@ -186,7 +172,7 @@ class FeatureView:
             view=self.name,
             table=table_name,
             snapshots=snapshots,
-            spine_time=self._spine_time(_spine_table(spine), spine_time, groups),
+            spine_time=self._spine_time(as_table(spine, "the spine"), spine_time, groups),
             label=label,
             transform=self.spec.transform,
             rows=data.num_rows,
