@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -37,6 +38,7 @@ class FeatureView:
     def __init__(self, store: FeatureStore, spec: FeatureViewSpec) -> None:
         self.store = store
         self.spec = spec
+        self._group_specs: dict[str, FeatureGroupSpec] | None = None
         self.last_report: dict[str, int] = {}
         """Per group, the spine rows of the last :meth:`training_data` call that got no features."""
 
@@ -50,7 +52,7 @@ class FeatureView:
         """The served feature names, in order."""
         return [f.name for f in self.spec.features]
 
-    @property
+    @cached_property
     def pipeline(self) -> Pipeline | None:
         """The view's transform pipeline (None without one)."""
         if self.spec.transform is None:
@@ -60,7 +62,10 @@ class FeatureView:
         return Pipeline.from_json(self.spec.transform)
 
     def _groups(self) -> dict[str, FeatureGroupSpec]:
-        return {g: self.store.registry.get_group(g) for g in self.spec.groups}
+        # read once per view object: the online lookup path must not query the registry
+        if self._group_specs is None:
+            self._group_specs = {g: self.store.registry.get_group(g) for g in self.spec.groups}
+        return self._group_specs
 
     def _spine_time(self, spine: pa.Table, spine_time: str | None, groups: dict[str, FeatureGroupSpec]) -> str:
         if spine_time is not None:
