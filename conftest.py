@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+
+# The feature server's modules import its extra (orjson, starlette) at import time: an
+# environment without ``lakefeed[serve]`` (the Paimon one) does not collect them at all.
+collect_ignore = (
+    ["src/lakefeed/serving", "tests/unit/test_serving.py"]
+    if importlib.util.find_spec("orjson") is None or importlib.util.find_spec("starlette") is None
+    else []
+)
 
 _NEEDS = {
     "lakefeed.tables.paimon": "paimon",
@@ -13,6 +23,7 @@ _NEEDS = {
     "lakefeed.frameworks.tensorflow": "tf",
     "lakefeed.frameworks.tf_pipeline": "tf",
     "lakefeed.frameworks.tf_builder": "tf",
+    "lakefeed.serving": "serve",
 }
 
 
