@@ -306,6 +306,141 @@ def serve(
         store.close()
 
 
+fg_app = typer.Typer(help="Feature groups of a feature store.", no_args_is_help=True)
+app.add_typer(fg_app, name="fg")
+CatalogOption = Annotated[
+    str | None, typer.Option("--catalog-uri", help="Production: SQLAlchemy URL of the catalog and registry.")
+]
+WarehouseOption = Annotated[str | None, typer.Option(help="With --catalog-uri: where table files go.")]
+OnlineOption = Annotated[
+    str | None, typer.Option(help="Online store: redis://host:port/db or a SQLite path (default: home/online.db).")
+]
+
+
+def _feature_store(home: Path | None, catalog_uri: str | None, warehouse: str | None, online: str | None) -> Any:
+    from lakefeed.store import FeatureStore
+
+    return FeatureStore(home, catalog_uri=catalog_uri, warehouse=warehouse, online=online)
+
+
+@fg_app.command("list")
+def fg_list(
+    home: HomeOption = None,
+    catalog_uri: CatalogOption = None,
+    warehouse: WarehouseOption = None,
+    online: OnlineOption = None,
+) -> None:
+    """List the feature groups with their keys, event time, rows and online state."""
+    store = _feature_store(home, catalog_uri, warehouse, online)
+    out = RichTable(title="feature groups")
+    for col in ("group", "keys", "event time", "features", "rows", "online", "materialized"):
+        out.add_column(col)
+    for name in store.list_feature_groups():
+        group = store.feature_group(name)
+        spec = group.spec
+        rows = group.table.scan().count()
+        watermark = f"{store.registry.materialized(name)}/{store.registry.writes(name)}" if spec.online else "-"
+        out.add_row(
+            name,
+            ", ".join(spec.keys),
+            spec.event_time,
+            str(len(spec.features)),
+            f"{rows:,}",
+            str(spec.online),
+            watermark,
+        )
+    console.print(out)
+    store.close()
+
+
+@fg_app.command("show")
+def fg_show(
+    name: str,
+    home: HomeOption = None,
+    catalog_uri: CatalogOption = None,
+    warehouse: WarehouseOption = None,
+    online: OnlineOption = None,
+) -> None:
+    """A feature group's definition, history table and latest rows."""
+    store = _feature_store(home, catalog_uri, warehouse, online)
+    group = store.feature_group(name)
+    spec = group.spec
+    console.print(f"[bold]{name}[/]  {spec.description}")
+    console.print(
+        f"keys: {spec.keys}   event time: {spec.event_time}   created time: {spec.created_time}   "
+        f"ttl: {spec.ttl}   online: {spec.online}   table: {spec.table} ({spec.source_format})"
+    )
+    console.print(f"features: {spec.features}")
+    console.print(_arrow_preview(group.latest().slice(0, 10), "latest rows (10 at most)"))
+    store.close()
+
+
+@fg_app.command("insert")
+def fg_insert(
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A Parquet or CSV file of rows with the group's columns.")],
+    home: HomeOption = None,
+    catalog_uri: CatalogOption = None,
+    warehouse: WarehouseOption = None,
+    online: OnlineOption = None,
+) -> None:
+    """Insert a Parquet or CSV file into a feature group (offline history and online store)."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    data = pcsv.read_csv(path) if path.suffix.lower() == ".csv" else pq.read_table(path)
+    store = _feature_store(home, catalog_uri, warehouse, online)
+    result = store.feature_group(name).insert(data)
+    console.print(
+        f"inserted {result.rows:,} rows into {name} (insert {result.write}, snapshot {result.snapshot_id}); "
+        f"{result.online_rows:,} keys updated online"
+    )
+    store.close()
+
+
+@app.command()
+def materialize(
+    group: str,
+    home: HomeOption = None,
+    catalog_uri: CatalogOption = None,
+    warehouse: WarehouseOption = None,
+    online: OnlineOption = None,
+) -> None:
+    """Bring the online store up to date with a feature group's history (incremental, resumable)."""
+    store = _feature_store(home, catalog_uri, warehouse, online)
+    result = store.materialize(group, progress=True)
+    console.print(
+        f"{group}: {result.rows:,} rows from {result.inserts} insert(s) in {result.seconds:.2f} s "
+        f"({result.rows_per_second:,.0f} rows/s); {result.updated:,} keys updated"
+    )
+    store.close()
+
+
+@app.command("check-skew")
+def check_skew(
+    view: str,
+    sample: Annotated[int, typer.Option(help="Entities to compare.", min=1)] = 1000,
+    home: HomeOption = None,
+    catalog_uri: CatalogOption = None,
+    warehouse: WarehouseOption = None,
+    online: OnlineOption = None,
+) -> None:
+    """Compare online vectors with an offline point-in-time read at the same instant; exit 1 on mismatches."""
+    from lakefeed.store.skew import check_skew as run
+
+    store = _feature_store(home, catalog_uri, warehouse, online)
+    report = run(store.feature_view(view), sample=sample)
+    store.close()
+    console.print(
+        f"{view}: {report.checked:,} entities compared at {report.at:%Y-%m-%d %H:%M:%S %Z}, "
+        f"{len(report.mismatches)} mismatch(es)"
+    )
+    for m in report.mismatches[:20]:
+        console.print(f"  {m.entity} {m.feature}: online {m.online!r}, offline {m.offline!r}")
+    if not report.consistent:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: run the CLI, printing lakefeed errors without a traceback."""
     try:

@@ -1,0 +1,102 @@
+"""The skew check and the feature-store commands: `lakefeed fg list|show|insert`, `materialize`, `check-skew`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+import lakefeed as lf
+from lakefeed.cli import app
+from lakefeed.errors import ConfigError
+from lakefeed.store.definitions import WRITE_COLUMN
+from lakefeed.store.skew import check_skew
+
+T0 = datetime(2026, 2, 1)
+SCHEMA = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64()), ("ctr", pa.float64())])
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=SCHEMA)
+    group.insert(
+        {
+            "user_id": list(range(40)) * 2,
+            "ts": [T0] * 40 + [T0 + timedelta(hours=1)] * 40,
+            "clicks": list(range(80)),
+            "ctr": [i / 100 for i in range(80)],
+        }
+    )
+    fs.create_feature_view("v", ["users.*"])
+    fs.close()
+    return tmp_path / "home"
+
+
+def test_a_consistent_store_has_no_skew(home: Path) -> None:
+    fs = lf.FeatureStore(home)
+    report = check_skew(fs.feature_view("v"), sample=25, now=T0 + timedelta(days=1))
+    assert report.checked == 25
+    assert report.consistent, report.mismatches
+
+
+def test_a_corrupted_online_value_is_found(home: Path) -> None:
+    fs = lf.FeatureStore(home)
+    # behind the store's back: a newer write of user 7 with another value, same event time
+    bad = pa.table(
+        {
+            "user_id": [7],
+            "ts": pa.array([T0 + timedelta(hours=1)], pa.timestamp("us")),
+            "clicks": [-1],
+            "ctr": [0.47],
+            WRITE_COLUMN: pa.array([1 << 40], pa.int64()),
+        }
+    )
+    fs.online_store.write_batch("users", bad)
+    report = check_skew(fs.feature_view("v"), sample=200, now=T0 + timedelta(days=1))
+    assert [(m.entity["user_id"], m.feature, m.online, m.offline) for m in report.mismatches][:1] == [
+        (7, "clicks", -1, 47)
+    ]
+    assert {m.feature for m in report.mismatches} == {"clicks"}
+    with pytest.raises(ConfigError, match="positive"):
+        check_skew(fs.feature_view("v"), sample=0)
+
+
+def test_feature_store_commands(home: Path, tmp_path: Path) -> None:
+    listed = runner.invoke(app, ["fg", "list", "--home", str(home)], catch_exceptions=False)
+    assert listed.exit_code == 0
+    assert "users" in listed.output and "80" in listed.output
+    shown = runner.invoke(app, ["fg", "show", "users", "--home", str(home)], catch_exceptions=False)
+    assert "['clicks', 'ctr']" in shown.output
+    path = tmp_path / "more.parquet"
+    pq.write_table(
+        pa.table({"user_id": [100], "ts": pa.array([T0], pa.timestamp("us")), "clicks": [5], "ctr": [0.5]}), path
+    )
+    inserted = runner.invoke(app, ["fg", "insert", "users", str(path), "--home", str(home)], catch_exceptions=False)
+    assert "inserted 1 rows into users" in inserted.output
+    done = runner.invoke(app, ["materialize", "users", "--home", str(home)], catch_exceptions=False)
+    assert "0 rows from 0 insert(s)" in done.output  # inserts wrote online already
+    skew = runner.invoke(app, ["check-skew", "v", "--sample", "50", "--home", str(home)], catch_exceptions=False)
+    assert skew.exit_code == 0
+    assert "0 mismatch(es)" in skew.output
+    fs = lf.FeatureStore(home)
+    fs.online_store.write_batch(
+        "users",
+        pa.table(
+            {
+                "user_id": [100],
+                "ts": pa.array([T0], pa.timestamp("us")),
+                "clicks": [6],
+                "ctr": [0.5],
+                WRITE_COLUMN: pa.array([1 << 40], pa.int64()),
+            }
+        ),
+    )
+    skew = runner.invoke(app, ["check-skew", "v", "--sample", "500", "--home", str(home)], catch_exceptions=False)
+    assert skew.exit_code == 1
+    assert "online 6, offline 5" in skew.output
