@@ -70,7 +70,8 @@ def test_a_corrupted_online_value_is_found(home: Path) -> None:
 def test_feature_store_commands(home: Path, tmp_path: Path) -> None:
     listed = runner.invoke(app, ["fg", "list", "--home", str(home)], catch_exceptions=False)
     assert listed.exit_code == 0
-    assert "users" in listed.output and "80" in listed.output
+    assert "users" in listed.output
+    assert "80" in listed.output
     shown = runner.invoke(app, ["fg", "show", "users", "--home", str(home)], catch_exceptions=False)
     assert "['clicks', 'ctr']" in shown.output
     path = tmp_path / "more.parquet"
