@@ -150,6 +150,7 @@ def quickstart(
         f"(estimates {_human(min(t.estimated_bytes for t in tasks))}…{_human(max(t.estimated_bytes for t in tasks))})"
     )
     _train(table)
+    _feature_store_steps(home, data)
     console.print(
         f"\ndone in {time.perf_counter() - t0:.1f} s. Try: [green]lakefeed tables show {name}[/] or "
         f'[green]lakefeed scan {name} --filter "clicked == 1 and price > 50" --limit 5[/]'
@@ -189,6 +190,125 @@ def _train(table: Table, epochs: int = 2) -> None:
         rows += int(loader.stats()["rows"] or 0)
         seconds += time.perf_counter() - start
     console.print(f"   {rows / seconds:,.0f} rows/s through the loader and the model")
+
+
+def _feature_store_steps(home: Path | None, data: pa.Table) -> None:
+    """Steps 9-11: a feature group from the clicks, point-in-time training data, online and HTTP serving."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    import lakefeed as lf
+
+    fs = lf.FeatureStore(home)
+    if "quickstart_ctr" in fs.list_feature_views():
+        fs.registry._delete("view", "quickstart_ctr")
+    if "user_daily" in fs.list_feature_groups():  # quickstart can run again: it replaces its own group
+        if fs.online_store is not None:
+            fs.online_store.delete_group("user_daily")
+        fs.warehouse.drop_table(fs.feature_group("user_daily").spec.table, purge=True)
+        fs.registry.delete_group("user_daily")
+    day = pc.floor_temporal(data.column("ts"), unit="day")
+    columns: dict[str, Any] = {
+        "user_id": data.column("user_id"),
+        "day": day,
+        "clicked": pc.cast(data.column("clicked"), pa.int64()),
+        "price": data.column("price"),
+    }
+    daily = (
+        pa.table(columns)
+        .group_by(["user_id", "day"])
+        .aggregate([("clicked", "sum"), ("clicked", "count"), ("price", "mean")])
+    )
+    # a day's aggregates become known when the day is over: event time = the next midnight
+    features: dict[str, Any] = {
+        "user_id": daily.column("user_id"),
+        "ts": pc.add(daily.column("day"), pa.scalar(86_400_000_000, pa.duration("us"))),
+        "clicks_day": daily.column("clicked_sum"),
+        "events_day": daily.column("clicked_count"),
+        "price_day": pc.cast(daily.column("price_mean"), pa.float64()),
+    }
+    rows = pa.table(features)
+    group = fs.create_feature_group(
+        "user_daily",
+        keys=["user_id"],
+        event_time="ts",
+        schema=rows.schema,
+        description="per-user daily clicks (quickstart)",
+    )
+    result = group.insert(rows)
+    console.print(
+        f"[bold]9.[/] feature group [cyan]user_daily[/]: {result.rows:,} daily rows, "
+        f"{result.online_rows:,} users written online"
+    )
+    view = fs.create_feature_view("quickstart_ctr", ["user_daily.*"])
+    rng = np.random.default_rng(1)
+    pick = np.sort(rng.choice(data.num_rows, size=min(50_000, data.num_rows), replace=False))
+    spine = data.select(["user_id", "ts", "clicked"]).take(pick)
+    t_join = time.perf_counter()
+    train = view.training_data(spine, label="clicked")
+    found = train.num_rows - view.last_report["user_daily"]
+    console.print(
+        f"[bold]10.[/] point-in-time training data: {train.num_rows:,} spine rows in "
+        f"{time.perf_counter() - t_join:.2f} s, {found:,} with features as of their own time (no leakage)"
+    )
+    clicks_column: Any = train.column("clicks_day")
+    clicks = pc.fill_null(clicks_column, 0).to_numpy()
+    label = train.column("clicked").to_numpy()
+    rate = [float(label[clicks == c].mean()) for c in (0, 1) if (clicks == c).any()]
+    console.print(f"    click rate by the user's clicks the day before: {', '.join(f'{r:.3f}' for r in rate)}")
+    fs.materialize("user_daily")
+    user = int(rows.column("user_id")[0].as_py())
+    vector = view.get_feature_vector({"user_id": user}, now=_last_day(rows))
+    console.print(f"[bold]11.[/] online vector of user {user}: {vector}")
+    _serve_one(fs, user)
+    fs.close()
+
+
+def _last_day(rows: pa.Table) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.max(rows.column("ts")).as_py()
+
+
+def _serve_one(fs: Any, user: int) -> None:
+    """Serve the view over HTTP on a free local port for one request, if the serving extra is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("orjson") is None:
+        console.print("    HTTP serving skipped: [green]pip install 'lakefeed[serve]'[/] for `lakefeed serve`")
+        return
+    import json
+    import socket
+    import threading
+    import urllib.request
+
+    import uvicorn
+
+    from lakefeed.serving import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(fs), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/features/quickstart_ctr",
+            data=json.dumps({"entity": {"user_id": user}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read().decode()
+        console.print(f"    POST http://127.0.0.1:{port}/features/quickstart_ctr -> {body}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @tables_app.command("list")

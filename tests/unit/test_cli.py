@@ -40,6 +40,17 @@ def test_quickstart_builds_changes_and_scans(tmp_path: Path) -> None:
         assert "rows/s through the loader" in out
     else:  # the Paimon environment has no torch
         assert "training skipped: torch is not installed" in out
+    # the feature store: a group of daily user aggregates, point-in-time training data, serving
+    flat = " ".join(out.split())  # rich wraps long lines
+    assert "feature group user_daily" in flat
+    joined = re.search(r"training data: ([\d,]+) spine rows in [\d.]+ s, ([\d,]+) with features", flat)
+    assert joined is not None
+    assert 0 < int(joined.group(2).replace(",", "")) < int(joined.group(1).replace(",", ""))
+    assert "11. online vector of user" in flat
+    if importlib.util.find_spec("uvicorn") is not None:
+        assert '"features":{"user_id":' in out.replace("\n", "")
+    else:
+        assert "HTTP serving skipped" in flat
     match = re.search(r"time travel: ([\d,]+) rows at the first snapshot, ([\d,]+) now", out)
     assert match is not None
     assert match.groups() == ("20,000", f"{20_000 - web:,}")
