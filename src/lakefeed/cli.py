@@ -290,14 +290,18 @@ def _serve_one(fs: Any, user: int) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(fs), host="127.0.0.1", port=port, log_level="error"))
+    # log_config=None: uvicorn must not reconfigure logging (to streams that may be gone later)
+    config = uvicorn.Config(create_app(fs), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        for _ in range(200):
-            if server.started:
-                break
+        deadline = time.perf_counter() + 20
+        while not server.started and thread.is_alive() and time.perf_counter() < deadline:
             time.sleep(0.02)
+        if not server.started:
+            console.print("    HTTP serving skipped: the local server did not start")
+            return
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/features/quickstart_ctr",
             data=json.dumps({"entity": {"user_id": user}}).encode(),
