@@ -15,6 +15,7 @@ from lakefeed.errors import LakefeedError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from lakefeed.store import FeatureStore
     from lakefeed.tables import Table
 
 app = typer.Typer(help="lakefeed: lakehouse tables for machine learning.", no_args_is_help=True, add_completion=False)
@@ -202,7 +203,7 @@ def _feature_store_steps(home: Path | None, data: pa.Table) -> None:
 
     fs = lf.FeatureStore(home)
     if "quickstart_ctr" in fs.list_feature_views():
-        fs.registry._delete("view", "quickstart_ctr")
+        fs.registry.delete_view("quickstart_ctr")
     if "user_daily" in fs.list_feature_groups():  # quickstart can run again: it replaces its own group
         if fs.online_store is not None:
             fs.online_store.delete_group("user_daily")
@@ -441,7 +442,9 @@ OnlineOption = Annotated[
 ]
 
 
-def _feature_store(home: Path | None, catalog_uri: str | None, warehouse: str | None, online: str | None) -> Any:
+def _feature_store(
+    home: Path | None, catalog_uri: str | None, warehouse: str | None, online: str | None
+) -> FeatureStore:
     from lakefeed.store import FeatureStore
 
     return FeatureStore(home, catalog_uri=catalog_uri, warehouse=warehouse, online=online)
@@ -455,26 +458,25 @@ def fg_list(
     online: OnlineOption = None,
 ) -> None:
     """List the feature groups with their keys, event time, rows and online state."""
-    store = _feature_store(home, catalog_uri, warehouse, online)
-    out = RichTable(title="feature groups")
-    for col in ("group", "keys", "event time", "features", "rows", "online", "materialized"):
-        out.add_column(col)
-    for name in store.list_feature_groups():
-        group = store.feature_group(name)
-        spec = group.spec
-        rows = group.table.scan().count()
-        watermark = f"{store.registry.materialized(name)}/{store.registry.writes(name)}" if spec.online else "-"
-        out.add_row(
-            name,
-            ", ".join(spec.keys),
-            spec.event_time,
-            str(len(spec.features)),
-            f"{rows:,}",
-            str(spec.online),
-            watermark,
-        )
-    console.print(out)
-    store.close()
+    with _feature_store(home, catalog_uri, warehouse, online) as store:
+        out = RichTable(title="feature groups")
+        for col in ("group", "keys", "event time", "features", "rows", "online", "materialized"):
+            out.add_column(col)
+        for name in store.list_feature_groups():
+            group = store.feature_group(name)
+            spec = group.spec
+            rows = group.table.scan().count()
+            watermark = f"{store.registry.materialized(name)}/{store.registry.writes(name)}" if spec.online else "-"
+            out.add_row(
+                name,
+                ", ".join(spec.keys),
+                spec.event_time,
+                str(len(spec.features)),
+                f"{rows:,}",
+                str(spec.online),
+                watermark,
+            )
+        console.print(out)
 
 
 @fg_app.command("show")
@@ -486,17 +488,16 @@ def fg_show(
     online: OnlineOption = None,
 ) -> None:
     """A feature group's definition, history table and latest rows."""
-    store = _feature_store(home, catalog_uri, warehouse, online)
-    group = store.feature_group(name)
-    spec = group.spec
-    console.print(f"[bold]{name}[/]  {spec.description}")
-    console.print(
-        f"keys: {spec.keys}   event time: {spec.event_time}   created time: {spec.created_time}   "
-        f"ttl: {spec.ttl}   online: {spec.online}   table: {spec.table} ({spec.source_format})"
-    )
-    console.print(f"features: {spec.features}")
-    console.print(_arrow_preview(group.latest().slice(0, 10), "latest rows (10 at most)"))
-    store.close()
+    with _feature_store(home, catalog_uri, warehouse, online) as store:
+        group = store.feature_group(name)
+        spec = group.spec
+        console.print(f"[bold]{name}[/]  {spec.description}")
+        console.print(
+            f"keys: {spec.keys}   event time: {spec.event_time}   created time: {spec.created_time}   "
+            f"ttl: {spec.ttl}   online: {spec.online}   table: {spec.table} ({spec.source_format})"
+        )
+        console.print(f"features: {spec.features}")
+        console.print(_arrow_preview(group.latest().slice(0, 10), "latest rows (10 at most)"))
 
 
 @fg_app.command("insert")
@@ -513,13 +514,12 @@ def fg_insert(
     import pyarrow.parquet as pq
 
     data = pcsv.read_csv(path) if path.suffix.lower() == ".csv" else pq.read_table(path)
-    store = _feature_store(home, catalog_uri, warehouse, online)
-    result = store.feature_group(name).insert(data)
-    console.print(
-        f"inserted {result.rows:,} rows into {name} (insert {result.write}, snapshot {result.snapshot_id}); "
-        f"{result.online_rows:,} keys updated online"
-    )
-    store.close()
+    with _feature_store(home, catalog_uri, warehouse, online) as store:
+        result = store.feature_group(name).insert(data)
+        console.print(
+            f"inserted {result.rows:,} rows into {name} (insert {result.write}, snapshot {result.snapshot_id}); "
+            f"{result.online_rows:,} keys updated online"
+        )
 
 
 @app.command()
@@ -531,13 +531,12 @@ def materialize(
     online: OnlineOption = None,
 ) -> None:
     """Bring the online store up to date with a feature group's history (incremental, resumable)."""
-    store = _feature_store(home, catalog_uri, warehouse, online)
-    result = store.materialize(group, progress=True)
-    console.print(
-        f"{group}: {result.rows:,} rows from {result.inserts} insert(s) in {result.seconds:.2f} s "
-        f"({result.rows_per_second:,.0f} rows/s); {result.updated:,} keys updated"
-    )
-    store.close()
+    with _feature_store(home, catalog_uri, warehouse, online) as store:
+        result = store.materialize(group, progress=True)
+        console.print(
+            f"{group}: {result.rows:,} rows from {result.inserts} insert(s) in {result.seconds:.2f} s "
+            f"({result.rows_per_second:,.0f} rows/s); {result.updated:,} keys updated"
+        )
 
 
 @app.command("check-skew")
@@ -552,9 +551,8 @@ def check_skew(
     """Compare online vectors with an offline point-in-time read at the same instant; exit 1 on mismatches."""
     from lakefeed.store.skew import check_skew as run
 
-    store = _feature_store(home, catalog_uri, warehouse, online)
-    report = run(store.feature_view(view), sample=sample)
-    store.close()
+    with _feature_store(home, catalog_uri, warehouse, online) as store:
+        report = run(store.feature_view(view), sample=sample)
     console.print(
         f"{view}: {report.checked:,} entities compared at {report.at:%Y-%m-%d %H:%M:%S %Z}, "
         f"{len(report.mismatches)} mismatch(es)"

@@ -26,7 +26,7 @@ def production(postgres_uri: str, redis_url: str, tmp_path: Path) -> Iterator[tu
     store.online_store.delete_group(name)
     for view in store.list_feature_views():
         if view.startswith(name):
-            store.registry._delete("view", view)
+            store.registry.delete_view(view)
     if name in store.list_feature_groups():
         store.warehouse.drop_table(store.feature_group(name).spec.table, purge=True)
         store.registry.delete_group(name)

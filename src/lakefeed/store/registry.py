@@ -178,6 +178,10 @@ class Registry:
         """The names of the feature views."""
         return self._list("view")
 
+    def delete_view(self, name: str) -> None:
+        """Forget a feature view."""
+        self._delete("view", name)
+
     def put_dataset(self, spec: TrainingDatasetSpec) -> None:
         """Register a training dataset."""
         self._put("dataset", spec.name, spec, replace=False)
