@@ -114,6 +114,72 @@ def test_many_entities_match_get_feature_vectors_in_order(fs: lf.FeatureStore, c
     assert client.post("/features/ctr", json={"entities": []}).json() == {"features": []}
 
 
+def _post_concurrently(app: FeatureServer, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    """POST the bodies at once (one event loop, concurrent tasks) and return (status, json) in order."""
+    import httpx2 as httpx
+
+    async def run() -> list[tuple[int, Any]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*(client.post("/features/ctr", json=b) for b in bodies))
+        return [(r.status_code, r.json()) for r in responses]
+
+    return asyncio.run(run())
+
+
+class _CountingReads:
+    """Counts the online store's reads (the real store answers them)."""
+
+    def __init__(self, store: Any) -> None:
+        self.calls: list[int] = []
+        self._read = store.read
+
+    def __call__(self, group: str, keys: list[Any], **kwargs: Any) -> Any:
+        self.calls.append(len(keys))
+        return self._read(group, keys, **kwargs)
+
+
+def test_concurrent_requests_share_one_online_read_per_group(
+    fs: lf.FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entities = [{"user_id": u, "item_id": i} for u in (1, 2, 3, 99) for i in ("a", "b", "zz")]
+    bodies: list[dict[str, Any]] = [{"entity": e} for e in entities] + [{"entities": entities[:5]}]
+    counting = _CountingReads(fs.online_store)
+    monkeypatch.setattr(fs.online_store, "read", counting)
+    answers = _post_concurrently(create_app(fs), bodies)
+    assert [status for status, _ in answers] == [200] * len(bodies)
+    assert [body["features"] for _, body in answers[:-1]] == _expected(fs, "ctr", entities)
+    assert answers[-1][1]["features"] == _expected(fs, "ctr", entities[:5])
+    # 13 requests, 17 entities: one read per group (users, items) for all of them
+    assert sorted(counting.calls[:2]) == [len(entities) + 5] * 2
+
+
+def test_a_bad_request_among_concurrent_ones_fails_alone(fs: lf.FeatureStore) -> None:
+    good = [{"entity": {"user_id": u, "item_id": "a"}} for u in (1, 2, 3)]
+    bad = {"entity": {"user_id": 1}}  # no item_id: the items group cannot be read
+    answers = _post_concurrently(create_app(fs), [good[0], bad, good[1], good[2]])
+    assert [status for status, _ in answers] == [200, 422, 200, 200]
+    assert "item_id" in answers[1][1]["error"]["message"]
+    assert [body["features"] for _, body in (answers[0], *answers[2:])] == _expected(
+        fs, "ctr", [g["entity"] for g in good]
+    )
+
+
+def test_a_store_down_fails_every_concurrent_request_with_503_reading_once(
+    fs: lf.FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def down(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        raise OnlineStoreUnavailableError("redis at 127.0.0.1:6379 is down")
+
+    monkeypatch.setattr(fs.online_store, "read", down)
+    answers = _post_concurrently(create_app(fs), [{"entity": {"user_id": u, "item_id": "a"}} for u in (1, 2, 3)])
+    assert [status for status, _ in answers] == [503] * 3
+    assert len(calls) == 1  # not retried request by request
+
+
 def test_malformed_json_is_400(client: TestClient) -> None:
     resp = client.post(
         "/features/ctr", content=b'{"entity": {"user_id": 1', headers={"content-type": "application/json"}
