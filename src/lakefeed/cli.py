@@ -15,6 +15,7 @@ from lakefeed.errors import LakefeedError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from lakefeed.loader import Loader
     from lakefeed.store import FeatureStore
     from lakefeed.tables import Table
 
@@ -150,7 +151,9 @@ def quickstart(
         f"[bold]7.[/] planned {len(tasks)} read tasks of ~16 MiB decoded each "
         f"(estimates {_human(min(t.estimated_bytes for t in tasks))}…{_human(max(t.estimated_bytes for t in tasks))})"
     )
-    _train(table)
+    features = [f"f{j}" for j in range(8)]
+    loader = lf.Loader(table, batch_size=1024, features=features, label="clicked", seed=0)
+    _train(loader, len(features), "[bold]8.[/]", "f0..f7")
     _feature_store_steps(home, data)
     console.print(
         f"\ndone in {time.perf_counter() - t0:.1f} s. Try: [green]lakefeed tables show {name}[/] or "
@@ -158,23 +161,20 @@ def quickstart(
     )
 
 
-def _train(table: Table, epochs: int = 2) -> None:
-    """Step 8: a logistic regression learns the click label from the table through the loader."""
+def _train(loader: Loader, width: int, step: str, what: str, epochs: int = 2) -> None:
+    """A logistic regression learns the click label through ``loader`` (steps 8 and 10)."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        console.print("[bold]8.[/] training skipped: torch is not installed ([green]pip install 'lakefeed[torch]'[/])")
+        console.print(f"{step} training skipped: torch is not installed ([green]pip install 'lakefeed[torch]'[/])")
         return
     import torch
 
-    import lakefeed as lf
-
     torch.manual_seed(0)
-    loader = lf.Loader(table, batch_size=1024, features=[f"f{j}" for j in range(8)], label="clicked", seed=0)
-    model = torch.nn.Linear(8, 1)
+    model = torch.nn.Linear(width, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     report = max(1, len(loader) // 4)
-    console.print(f"[bold]8.[/] training a logistic regression on f0..f7 -> clicked, {epochs} shuffled epochs:")
+    console.print(f"{step} training a logistic regression on {what} -> clicked, {epochs} shuffled epochs:")
     rows, seconds, window = 0, 0.0, []
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -258,6 +258,16 @@ def _feature_store_steps(home: Path | None, data: pa.Table) -> None:
     label = train.column("clicked").to_numpy()
     rate = [float(label[clicks == c].mean()) for c in (0, 1) if (clicks == c).any()]
     console.print(f"    click rate by the user's clicks the day before: {', '.join(f'{r:.3f}' for r in rate)}")
+    if "quickstart_ctr_v1" in fs.list_training_datasets():
+        fs.delete_training_dataset("quickstart_ctr_v1")
+    dataset = view.create_training_dataset(spine, name="quickstart_ctr_v1", label="clicked")
+    console.print(
+        f"    saved as training dataset [cyan]quickstart_ctr_v1[/] (pinned to snapshot "
+        f"{dataset.spec.snapshots['user_daily']} of user_daily: re-reading it later gives the same rows)"
+    )
+    inputs = ["clicks_day", "events_day", "price_day"]
+    loader = dataset.loader(batch_size=1024, features=inputs, label="clicked", fill_null=0.0, seed=0)
+    _train(loader, len(inputs), "   ", "the point-in-time features")
     fs.materialize("user_daily")
     user = int(rows.column("user_id")[0].as_py())
     vector = view.get_feature_vector({"user_id": user}, now=_last_day(rows))

@@ -33,19 +33,28 @@ def test_quickstart_builds_changes_and_scans(tmp_path: Path) -> None:
     web = sum(1 for d in data.column("device").to_pylist() if d == "web")
     assert table.scan().count() == 20_000 - web
     assert table.scan(filter=lf.col("device") == "web").count() == 0
+    raw, _, rest = out.partition("9. feature group")
     if importlib.util.find_spec("torch") is not None:
-        losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", out)]
+        losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", raw)]
         assert len(losses) >= 5
         assert losses[-1] < 0.8 * losses[0]  # the model learns the label from f0..f2
-        assert "rows/s through the loader" in out
+        assert "rows/s through the loader" in raw
+        # step 10 trains again, on the saved point-in-time training dataset
+        pit_losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", rest)]
+        assert len(pit_losses) >= 5
+        assert pit_losses[-1] < pit_losses[0]
     else:  # the Paimon environment has no torch
-        assert "training skipped: torch is not installed" in out
+        assert out.count("training skipped: torch is not installed") == 2
     # the feature store: a group of daily user aggregates, point-in-time training data, serving
     flat = " ".join(out.split())  # rich wraps long lines
     assert "feature group user_daily" in flat
     joined = re.search(r"training data: ([\d,]+) spine rows in [\d.]+ s, ([\d,]+) with features", flat)
     assert joined is not None
     assert 0 < int(joined.group(2).replace(",", "")) < int(joined.group(1).replace(",", ""))
+    assert "saved as training dataset quickstart_ctr_v1" in flat
+    with lf.FeatureStore(tmp_path) as fs:
+        dataset = fs.training_dataset("quickstart_ctr_v1")
+        assert dataset.read().num_rows == int(joined.group(1).replace(",", ""))
     assert "11. online vector of user" in flat
     if importlib.util.find_spec("uvicorn") is not None:
         assert '"features":{"user_id":' in out.replace("\n", "")

@@ -105,6 +105,18 @@ def test_training_datasets_are_pinned_and_feed_the_loader(fs: lf.FeatureStore) -
     assert sum(len(b["label"]) for b in batches) == 4
     with pytest.raises(ConfigError, match="already exists"):
         view.create_training_dataset(spine, "ctr_v1")
+    assert fs.list_training_datasets() == ["ctr_v1"]
+    location = again.table.location
+    fs.delete_training_dataset("ctr_v1")
+    assert fs.list_training_datasets() == []
+    assert not fs.warehouse.table_exists(again.spec.table)
+    assert not Path(location.removeprefix("file://")).exists()  # purged, files included
+    with pytest.raises(NotFoundError, match="ctr_v1"):
+        fs.training_dataset("ctr_v1")
+    with pytest.raises(NotFoundError, match="ctr_v1"):
+        fs.delete_training_dataset("ctr_v1")
+    # the name is free again
+    assert view.create_training_dataset(spine, "ctr_v1", label="label").read().num_rows == 4
 
 
 def test_online_vectors_are_the_latest_values(fs: lf.FeatureStore) -> None:

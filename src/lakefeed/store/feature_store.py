@@ -242,6 +242,33 @@ class FeatureStore:
         spec = self.registry.get_dataset(name)
         return TrainingDataset(self, spec, self.warehouse.table(spec.table))
 
+    def list_training_datasets(self) -> list[str]:
+        """The names of the saved training datasets."""
+        return self.registry.list_datasets()
+
+    def delete_training_dataset(self, name: str) -> None:
+        """Delete a training dataset: its table (files included) and its registry entry.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> fg = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> view = fs.create_feature_view("v", ["users.clicks"])
+            >>> spine = {"user_id": [1], "ts": [datetime(2026, 1, 1)]}
+            >>> _ = view.create_training_dataset(spine, name="v_1")
+            >>> fs.delete_training_dataset("v_1"); fs.list_training_datasets()
+            []
+
+        Raises:
+            NotFoundError: No such dataset.
+        """
+        spec = self.registry.get_dataset(name)
+        if self.warehouse.table_exists(spec.table):
+            self.warehouse.drop_table(spec.table, purge=True)
+        self.registry.delete_dataset(name)
+
     def materialize(
         self, group: str, *, start: Any = None, end: Any = None, progress: bool | None = None
     ) -> MaterializeResult:

@@ -194,6 +194,10 @@ class Registry:
         """The names of the training datasets."""
         return self._list("dataset")
 
+    def delete_dataset(self, name: str) -> None:
+        """Forget a training dataset."""
+        self._delete("dataset", name)
+
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
