@@ -685,6 +685,8 @@ def main() -> None:
         print("Feast: preparing its environment (bench-envs/feast, once) ...", flush=True)
         import feast_runner
 
+        if feast_runner.TTL_DAYS != TTL_DAYS:
+            raise SystemExit("feast_runner.TTL_DAYS must equal TTL_DAYS: both stores get the same feature view")
         python = feast_runner.ensure_env(ROOT / "bench-envs" / "feast")
         results["meta"]["feast"] = feast_runner.FEAST_SPEC
     for kind in ("sqlite", "redis"):
