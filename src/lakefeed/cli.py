@@ -202,13 +202,13 @@ def _feature_store_steps(home: Path | None, data: pa.Table) -> None:
     import lakefeed as lf
 
     fs = lf.FeatureStore(home)
+    # quickstart can run again: it replaces its own view, dataset and group
     if "quickstart_ctr" in fs.list_feature_views():
-        fs.registry.delete_view("quickstart_ctr")
-    if "user_daily" in fs.list_feature_groups():  # quickstart can run again: it replaces its own group
-        if fs.online_store is not None:
-            fs.online_store.delete_group("user_daily")
-        fs.warehouse.drop_table(fs.feature_group("user_daily").spec.table, purge=True)
-        fs.registry.delete_group("user_daily")
+        fs.delete_feature_view("quickstart_ctr")
+    if "quickstart_ctr_v1" in fs.list_training_datasets():
+        fs.delete_training_dataset("quickstart_ctr_v1")
+    if "user_daily" in fs.list_feature_groups():
+        fs.delete_feature_group("user_daily")
     day = pc.floor_temporal(data.column("ts"), unit="day")
     columns: dict[str, Any] = {
         "user_id": data.column("user_id"),
@@ -258,8 +258,6 @@ def _feature_store_steps(home: Path | None, data: pa.Table) -> None:
     label = train.column("clicked").to_numpy()
     rate = [float(label[clicks == c].mean()) for c in (0, 1) if (clicks == c).any()]
     console.print(f"    click rate by the user's clicks the day before: {', '.join(f'{r:.3f}' for r in rate)}")
-    if "quickstart_ctr_v1" in fs.list_training_datasets():
-        fs.delete_training_dataset("quickstart_ctr_v1")
     dataset = view.create_training_dataset(spine, name="quickstart_ctr_v1", label="clicked")
     console.print(
         f"    saved as training dataset [cyan]quickstart_ctr_v1[/] (pinned to snapshot "

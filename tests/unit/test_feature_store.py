@@ -58,6 +58,32 @@ def test_groups_are_registered_and_survive_a_reopen(fs: lf.FeatureStore, tmp_pat
         again.feature_group("nope")
 
 
+def test_deleting_groups_and_views(fs: lf.FeatureStore) -> None:
+    view = fs.create_feature_view("ctr", ["users.clicks", "items.price"])
+    dataset = view.create_training_dataset({"user_id": [1], "item_id": ["a"], "ts": [_day(6)]}, "ctr_v1")
+    users = fs.feature_group("users")
+    location = users.table.location
+    assert fs.online_store.count("users") == 3
+    with pytest.raises(ConfigError, match=r"read by the feature view\(s\) \['ctr'\]"):
+        fs.delete_feature_group("users")
+    assert fs.list_feature_groups() == ["items", "users"]  # refused: nothing changed
+    fs.delete_feature_view("ctr")
+    assert fs.list_feature_views() == []
+    with pytest.raises(NotFoundError, match="ctr"):
+        fs.delete_feature_view("ctr")
+    fs.delete_feature_group("users")
+    assert fs.list_feature_groups() == ["items"]
+    assert not fs.warehouse.table_exists(users.spec.table)
+    assert not Path(location.removeprefix("file://")).exists()
+    assert "users" not in fs.online_store.groups()
+    with pytest.raises(NotFoundError, match="users"):
+        fs.delete_feature_group("users")
+    assert fs.training_dataset("ctr_v1").read().equals(dataset.read())  # datasets are tables of their own
+    # the name can be used again, from scratch
+    again = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS)
+    assert again.read().num_rows == 0
+
+
 def test_a_bad_insert_writes_nothing(fs: lf.FeatureStore) -> None:
     users = fs.feature_group("users")
     before = users.table.snapshot_id

@@ -183,6 +183,35 @@ class FeatureStore:
         """The names of the feature groups."""
         return self.registry.list_groups()
 
+    def delete_feature_group(self, name: str) -> None:
+        """Delete a feature group: its online records, its Iceberg table (files included) and its definition.
+
+        A registered read-only source is only forgotten (its table is not lakefeed's to drop).
+        Saved training datasets keep their rows: they are tables of their own.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> _ = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> fs.delete_feature_group("users"); fs.list_feature_groups()
+            []
+
+        Raises:
+            NotFoundError: No such group.
+            ConfigError: A feature view reads the group; delete the view(s) first (they are named).
+        """
+        spec = self.registry.get_group(name)
+        users = [v for v in self.registry.list_views() if name in self.registry.get_view(v).groups]
+        if users:
+            msg = f"feature group {name!r} is read by the feature view(s) {users}; delete_feature_view() them first"
+            raise ConfigError(msg)
+        if spec.online and self.online_store is not None:
+            self.online_store.delete_group(name)
+        if not spec.read_only and self.warehouse.table_exists(spec.table):
+            self.warehouse.drop_table(spec.table, purge=True)
+        self.registry.delete_group(name)
+
     # -- views, datasets, materialization ------------------------------------------------------
 
     def create_feature_view(
@@ -234,6 +263,15 @@ class FeatureStore:
     def list_feature_views(self) -> list[str]:
         """The names of the feature views."""
         return self.registry.list_views()
+
+    def delete_feature_view(self, name: str) -> None:
+        """Delete a feature view's definition (its groups and saved training datasets stay).
+
+        Raises:
+            NotFoundError: No such view.
+        """
+        self.registry.get_view(name)  # NotFoundError naming the views there are
+        self.registry.delete_view(name)
 
     def training_dataset(self, name: str) -> TrainingDataset:
         """A saved training dataset."""
