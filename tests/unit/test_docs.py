@@ -25,7 +25,16 @@ def test_guide_runs(guide: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     ran = 0
     for block in _blocks((DOCS / guide).read_text()):
         needs = re.findall(r"^# needs: (\w+)", block, flags=re.M)
-        modules = {"paimon": "pypaimon", "delta": "deltalake", "torch": "torch", "jax": "jax", "tf": "tensorflow"}
+        modules = {
+            "paimon": "pypaimon",
+            "delta": "deltalake",
+            "torch": "torch",
+            "jax": "jax",
+            "tf": "tensorflow",
+            "redis": "redis",
+            "postgres": "psycopg",
+            "serve": "starlette",
+        }
         if any(importlib.util.find_spec(modules[n]) is None for n in needs):
             continue
         if "delta://" in block and importlib.util.find_spec("deltalake") is None:

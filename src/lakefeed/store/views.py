@@ -17,6 +17,7 @@ from lakefeed.store.groups import as_table
 if TYPE_CHECKING:
     from lakefeed.loader import Loader
     from lakefeed.store.feature_store import FeatureStore
+    from lakefeed.store.skew import SkewReport
     from lakefeed.tables import Table
     from lakefeed.transforms import Pipeline
 
@@ -224,6 +225,15 @@ class FeatureView:
         if pipeline is not None:
             out = [pipeline.transform_row(row) for row in out]
         return out
+
+    def check_skew(self, *, sample: int = 1000, seed: int = 0, now: datetime | None = None) -> SkewReport:
+        """Compare ``sample`` entities' online vectors with a point-in-time read of the history at ``now``.
+
+        See :func:`lakefeed.store.skew.check_skew`; ``lakefeed check-skew VIEW`` runs it from the shell.
+        """
+        from lakefeed.store.skew import check_skew
+
+        return check_skew(self, sample=sample, seed=seed, now=now)
 
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, features={self.features})"
