@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-GUIDES = ["tables.md", "loader.md", "features.md", "feature-store.md"]
+GUIDES = [
+    "tables.md",
+    "loader.md",
+    "features.md",
+    "feature-store.md",
+    pytest.param("tf-distributed.md", marks=pytest.mark.tf),  # every block needs TensorFlow
+]
 
 
 def _blocks(text: str) -> list[str]:

@@ -20,7 +20,8 @@ no ``label``                               ``features``, or the dict without a l
 The tf.data pipeline tools of the Paimon ML proposal (:class:`TensorFlowPipelineOptimizer`,
 :class:`DatasetPipelineBuilder`) live in :mod:`lakefeed.frameworks.tf_pipeline` and
 :mod:`lakefeed.frameworks.tf_builder` and are
-re-exported here.
+re-exported here; so are its ``tf.distribute`` tools (:class:`DistributedDatasetBuilder`,
+:class:`DistributedStrategy`) from :mod:`lakefeed.frameworks.tf_distributed`, on first use.
 """
 
 from __future__ import annotations
@@ -46,12 +47,20 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import tensorflow as tf
 
+    from lakefeed.frameworks.tf_distributed import (
+        DistributedDatasetBuilder,
+        DistributedPaimonDatasetBuilder,
+        DistributedStrategy,
+    )
     from lakefeed.loader import Loader
 
 __all__ = [
     "AUTOTUNE",
     "BenchmarkResult",
     "DatasetPipelineBuilder",
+    "DistributedDatasetBuilder",
+    "DistributedPaimonDatasetBuilder",
+    "DistributedStrategy",
     "LoaderFactory",
     "PipelineMonitor",
     "Recommendations",
@@ -64,6 +73,20 @@ __all__ = [
 
 FEATURES = "features"
 LABEL = "label"
+
+# tf_distributed builds on to_tf_dataset below: its names are loaded on first use (PEP 562)
+_DISTRIBUTED = frozenset({"DistributedDatasetBuilder", "DistributedPaimonDatasetBuilder", "DistributedStrategy"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DISTRIBUTED:
+        from lakefeed.frameworks import tf_distributed
+
+        value = getattr(tf_distributed, name)
+        globals()[name] = value
+        return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 class LoaderFactory(Protocol):
