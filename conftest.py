@@ -13,6 +13,9 @@ collect_ignore = (
     if importlib.util.find_spec("orjson") is None or importlib.util.find_spec("starlette") is None
     else []
 )
+# The Ray Data source imports Ray when loaded: without ``lakefeed[ray]`` its doctests are not collected.
+if importlib.util.find_spec("ray") is None:
+    collect_ignore.append("src/lakefeed/integrations/ray.py")
 
 _NEEDS = {
     "lakefeed.tables.paimon": "paimon",
@@ -24,6 +27,7 @@ _NEEDS = {
     "lakefeed.frameworks.tf_pipeline": "tf",
     "lakefeed.frameworks.tf_builder": "tf",
     "lakefeed.serving": "serve",
+    "lakefeed.integrations": "ray",
 }
 
 

@@ -26,7 +26,7 @@ from lakefeed.errors import (
 from lakefeed.expr import Expr, col, parse_filter
 
 if TYPE_CHECKING:
-    from lakefeed import samplers, transforms
+    from lakefeed import ray, samplers, transforms
     from lakefeed.frameworks.torch import torch_dataset
     from lakefeed.loader import Loader
     from lakefeed.store import FeatureStore
@@ -59,6 +59,7 @@ __all__ = [
     "errors",
     "open_table",
     "parse_filter",
+    "ray",
     "samplers",
     "torch_dataset",
     "transforms",
@@ -78,7 +79,7 @@ _LAZY = {
 }
 
 
-_SUBMODULES = {"samplers", "transforms"}
+_SUBMODULES = {"ray", "samplers", "transforms"}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,7 @@ GUIDES = [
     "features.md",
     "feature-store.md",
     pytest.param("tf-distributed.md", marks=pytest.mark.tf),  # every block needs TensorFlow
+    pytest.param("scale-out.md", marks=pytest.mark.ray),  # every block needs Ray
 ]
 
 
@@ -40,6 +41,7 @@ def test_guide_runs(guide: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             "redis": "redis",
             "postgres": "psycopg",
             "serve": "starlette",
+            "ray": "ray",
         }
         if any(importlib.util.find_spec(modules[n]) is None for n in needs):
             continue

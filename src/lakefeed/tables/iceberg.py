@@ -500,7 +500,9 @@ class _IcebergFilePart(TablePart):
     """A data file with delete files (or not Parquet): read by pyiceberg, deletes applied."""
 
     def __init__(self, table: IcebergTable, task: FileScanTask, snapshot_id: int, schema: IcebergSchema) -> None:
-        self._table = table
+        # metadata and io, not the table: a part must pickle (Ray tasks), and a catalog does not
+        self._metadata = table.pyiceberg_table.metadata
+        self._io = table.pyiceberg_table.io
         self._task = task
         self._schema = schema
         self.path = task.file.file_path
@@ -517,10 +519,9 @@ class _IcebergFilePart(TablePart):
         from pyiceberg.expressions import AlwaysTrue
         from pyiceberg.io.pyarrow import ArrowScan
 
-        tbl = self._table.pyiceberg_table
         columns = plan.read_columns or plan.table_schema.names[:1]  # keep row counts for columns=[]
         projected = self._schema.select(*columns, case_sensitive=True)
-        arrow_scan = ArrowScan(tbl.metadata, tbl.io, projected, AlwaysTrue(), case_sensitive=True)
+        arrow_scan = ArrowScan(self._metadata, self._io, projected, AlwaysTrue(), case_sensitive=True)
         for batch in arrow_scan.to_record_batches([self._task]):
             if batch.num_rows:
                 casted = batch.cast(_target_schema(plan, batch.schema.names))

@@ -1,0 +1,641 @@
+"""Ray Data over lakefeed tables: a streaming :class:`LakefeedDatasource` and an atomic :class:`LakefeedDatasink`.
+
+Reading: the driver pins the snapshot and plans the scan into :class:`~lakefeed.ScanTask`s of
+about ``target_bytes`` of decoded (Arrow) data each, exactly as the loader does. Each scan task
+becomes one Ray read task that runs anywhere in the cluster and yields one block, with deletes
+and merges applied. Blocks are thus sized by memory, not by compressed file size, and the
+object store holds about (read tasks running + blocks waiting downstream) × ``target_bytes``.
+
+Writing (Iceberg): where Ray knows the dataset's schema without running anything (a read,
+``from_arrow``, ``select_columns``), the driver checks it before any task starts; every block is
+checked again on its worker before its files are written. Workers write Parquet data files into
+the table's data location and return their paths and statistics; the driver commits all of them
+in one snapshot. If a block, a worker or the commit fails, the files are deleted and the table
+stays at its previous snapshot. (Ray's ``on_write_start`` hook is not used for the check: when
+Ray fuses the write with the map before it, the hook sees the map's input schema, not its output.)
+
+This module imports Ray; without it, importing raises :class:`~lakefeed.errors.MissingDependencyError`
+(``pip install 'lakefeed[ray]'``). ``lakefeed.ray`` re-exports it on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import logging
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from lakefeed._typing import DEFAULT_TARGET_BYTES, SnapshotRef
+from lakefeed.errors import (
+    CommitConflictError,
+    CommitError,
+    ConfigError,
+    DataFileNotFoundError,
+    LakefeedError,
+    MissingDependencyError,
+    UnsupportedOperationError,
+)
+from lakefeed.expr import Expr
+from lakefeed.tables.base import ReadPlan, Scan, ScanTask, Table
+from lakefeed.tables.schema import conform
+
+try:
+    import ray
+    import ray.data
+    from ray.data import Datasink, Datasource, ReadTask
+    from ray.data.block import Block, BlockAccessor, BlockMetadata
+except ImportError as _exc:  # pragma: no cover - exercised by simulating a missing Ray
+    _msg = "lakefeed.ray needs Ray, which is not installed; install it with: pip install 'lakefeed[ray]'"
+    raise MissingDependencyError(_msg) from _exc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table.metadata import TableMetadata
+    from ray.data.context import DataContext
+    from ray.data.datasource.datasink import WriteResult
+
+    from lakefeed.tables.iceberg import IcebergTable
+
+__all__ = ["WRITE_ID_PROPERTY", "LakefeedDatasink", "LakefeedDatasource", "read", "write"]
+
+logger = logging.getLogger(__name__)
+
+WRITE_ID_PROPERTY = "lakefeed.write-id"
+"""Snapshot summary property holding the id of the Ray write that made the snapshot."""
+_COMMIT_ATTEMPTS = 3
+_FILES_PER_TASK = 1_000_000
+"""Spacing of the file counters of write tasks, so that file names never collide."""
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _data_context() -> None:
+    """Create Ray Data's context quietly: Ray 2.60 emits its own DeprecationWarning while building it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.")
+        ray.data.DataContext.get_current()
+
+
+def _worker() -> str:
+    """This process, as a message names it: host, pid and Ray node id."""
+    try:
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # not in a Ray worker, or an old runtime context
+        node = "unknown"
+    return f"{socket.gethostname()} (pid {os.getpid()}, Ray node {node})"
+
+
+def _read_error(exc: Exception, path: str, table: str, snapshot_id: int | None, index: int) -> LakefeedError:
+    """A lakefeed error naming the file, the table and the worker that could not read it."""
+    cause = exc.__cause__ if isinstance(exc, DataFileNotFoundError) and exc.__cause__ is not None else exc
+    reason = (str(cause).splitlines() or [type(cause).__name__])[0]
+    snapshot = f" at snapshot {snapshot_id}" if snapshot_id is not None else ""
+    text = reason.lower()
+    missing = isinstance(exc, DataFileNotFoundError) or isinstance(cause, FileNotFoundError)
+    denied = isinstance(cause, PermissionError) or "permission denied" in text or "access denied" in text
+    what = "is missing" if missing else "is not readable (permission denied)" if denied else "cannot be read"
+    msg = (
+        f"Ray read task {index} of table {table}{snapshot}: data file {path!r} {what} on worker {_worker()} "
+        f"({reason}); every Ray node must reach the warehouse's storage at the same path: keep the warehouse "
+        "on object storage (s3://...) or on a filesystem mounted on all nodes, not on one machine's local disk"
+    )
+    if missing or denied:
+        return DataFileNotFoundError(msg)
+    return LakefeedError(msg)
+
+
+class _ReadScanTask:
+    """The body of one Ray read task: read one scan task on a worker, as one block."""
+
+    def __init__(self, task: ScanTask, *, index: int, table: str, snapshot_id: int | None) -> None:
+        self.task = task
+        self.index = index
+        self.table = table
+        self.snapshot_id = snapshot_id
+
+    def __call__(self) -> Iterator[pa.Table]:
+        import pyarrow as pa
+
+        batches: list[pa.RecordBatch] = []
+        for part in self.task.parts:
+            try:
+                batches.extend(ScanTask([part], self.task.plan).read())
+            except (DataFileNotFoundError, OSError) as exc:
+                raise _read_error(exc, part.path, self.table, self.snapshot_id, self.index) from exc
+        # One block per task: its decoded size is what the planner balanced (about target_bytes).
+        yield pa.Table.from_batches(batches, schema=self.task.schema)
+
+
+def _block_metadata(*, num_rows: int | None, size_bytes: int, files: Sequence[str], schema: pa.Schema) -> BlockMetadata:
+    fields = {f.name for f in dataclasses.fields(BlockMetadata)}
+    kwargs: dict[str, Any] = {"num_rows": num_rows, "size_bytes": size_bytes, "input_files": list(files)}
+    kwargs.update({"exec_stats": None} if "exec_stats" in fields else {})
+    kwargs.update({"schema": schema} if "schema" in fields else {})  # older Ray kept the schema here
+    return BlockMetadata(**kwargs)
+
+
+def _read_task(read_fn: _ReadScanTask, metadata: BlockMetadata, schema: pa.Schema, row_limit: int | None) -> ReadTask:
+    params = inspect.signature(ReadTask).parameters
+    kwargs: dict[str, Any] = {}
+    if "schema" in params:
+        kwargs["schema"] = schema
+    if "per_task_row_limit" in params and row_limit is not None:
+        kwargs["per_task_row_limit"] = row_limit
+    return ReadTask(read_fn, metadata, **kwargs)
+
+
+class LakefeedDatasource(Datasource):
+    """A Ray Data source over planned :class:`~lakefeed.ScanTask`s: one read task and one block per scan task.
+
+    Each read task carries the scan task's row count (where it is exact) and its estimated
+    decoded size as ``BlockMetadata``, so Ray schedules by memory. Ray's ``parallelism`` is
+    ignored: the tasks were already sized by ``target_bytes``. Usually made by :func:`read`.
+
+    Args:
+        tasks: The scan tasks, planned on the driver (they pickle to the workers).
+        schema: The schema of the rows the tasks yield.
+        table: The table's name, for messages.
+        snapshot_id: The pinned snapshot (None for plain Parquet), for messages and lineage.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("demo.src", pa.table({"x": list(range(500))}))
+        >>> t.append(pa.table({"x": list(range(500, 1000))}))
+        >>> source = LakefeedDatasource.from_scan(t.scan(), target_bytes=4000)
+        >>> [r.metadata.num_rows for r in source.get_read_tasks(1)], source.estimate_inmemory_data_size()
+        ([500, 500], 8000)
+    """
+
+    def __init__(
+        self, tasks: Sequence[ScanTask], *, schema: pa.Schema, table: str, snapshot_id: int | None = None
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # Ray's __init__ is unannotated
+        self.tasks: list[ScanTask] = list(tasks)
+        self.schema = schema
+        self.table = table
+        self.snapshot_id = snapshot_id
+
+    @classmethod
+    def from_scan(cls, scan: Scan, *, target_bytes: int = DEFAULT_TARGET_BYTES) -> LakefeedDatasource:
+        """Plan ``scan`` on this machine into tasks of about ``target_bytes`` decoded bytes each."""
+        return cls(scan.tasks(target_bytes), schema=scan.schema, table=scan.table.name, snapshot_id=scan.snapshot_id)
+
+    def get_name(self) -> str:
+        """The name Ray shows for the read operator."""
+        return "Lakefeed"
+
+    def estimate_inmemory_data_size(self) -> int:
+        """The decoded size of all tasks together, in bytes."""
+        return sum(t.estimated_bytes for t in self.tasks)
+
+    def get_read_tasks(
+        self,
+        parallelism: int,
+        per_task_row_limit: int | None = None,
+        data_context: DataContext | None = None,
+    ) -> list[ReadTask]:
+        """One Ray read task per scan task (``parallelism`` is ignored; the tasks are sized by memory)."""
+        out: list[ReadTask] = []
+        for index, task in enumerate(self.tasks):
+            exact = task.exact_rows and task.plan.filter is None
+            metadata = _block_metadata(
+                num_rows=task.num_rows if exact else None,
+                size_bytes=task.estimated_bytes,
+                files=task.files,
+                schema=self.schema,
+            )
+            read_fn = _ReadScanTask(task, index=index, table=self.table, snapshot_id=self.snapshot_id)
+            out.append(_read_task(read_fn, metadata, self.schema, per_task_row_limit))
+        if not out:  # an empty scan still has a schema: one task yielding no rows
+            empty = ScanTask([], _empty_plan(self.schema, self.table))
+            metadata = _block_metadata(num_rows=0, size_bytes=0, files=[], schema=self.schema)
+            read_fn = _ReadScanTask(empty, index=0, table=self.table, snapshot_id=None)
+            out.append(_read_task(read_fn, metadata, self.schema, None))
+        return out
+
+
+def _empty_plan(schema: pa.Schema, table: str) -> ReadPlan:
+    return ReadPlan(table, schema, schema, None, None)
+
+
+def _as_scan(
+    source: Table | Scan | str | os.PathLike[str],
+    columns: Sequence[str] | None,
+    filter: Expr | None,
+    snapshot: SnapshotRef | None,
+) -> Scan:
+    if isinstance(source, Scan):
+        given = [n for n, v in (("columns", columns), ("filter", filter), ("snapshot", snapshot)) if v is not None]
+        if given:
+            msg = f"read(scan, {'=..., '.join(given)}=...): a Scan already fixes them; pass them to table.scan(...)"
+            raise ConfigError(msg)
+        return source
+    if isinstance(source, Table):
+        return source.scan(columns=columns, filter=filter, snapshot=snapshot)
+    if isinstance(source, (str, os.PathLike)):
+        from lakefeed.tables import open_table
+
+        return open_table(source).scan(columns=columns, filter=filter, snapshot=snapshot)
+    msg = (
+        "read() takes a lakefeed Table, a Scan or a table URI such as iceberg://HOME/ns.table, "
+        f"got {type(source).__name__}"
+    )
+    raise ConfigError(msg)
+
+
+def read(
+    source: Table | Scan | str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    filter: Expr | None = None,
+    snapshot: SnapshotRef | None = None,
+    target_bytes: int = DEFAULT_TARGET_BYTES,
+    concurrency: int | None = None,
+) -> ray.data.Dataset:
+    """Read a table (Iceberg, Paimon, Delta or Parquet) as a streaming Ray Dataset.
+
+    The driver resolves the snapshot and plans the scan; each planned task becomes one Ray
+    read task yielding one block of about ``target_bytes`` in memory, with deletes and merges
+    applied. Nothing is read until the dataset is consumed, and the dataset reads the same
+    snapshot however late that is. Starts a local Ray if none is running (as Ray Data does);
+    call ``ray.init(...)`` first to choose the cluster.
+
+    Args:
+        source: A table, a :class:`~lakefeed.Scan` (then leave ``columns``, ``filter`` and
+            ``snapshot`` unset), or a URI as :func:`lakefeed.open_table` takes.
+        columns: Columns to read, in that order; all when None.
+        filter: A filter such as ``lf.col("a") > 3``; applied exactly, pushed down to files.
+        snapshot: A snapshot id or a datetime; the current snapshot when None.
+        target_bytes: Decoded (Arrow) size of one read task and its block. The object store
+            holds about (read tasks running + blocks queued + blocks being consumed) ×
+            ``target_bytes``; a row group larger than this is a block of its own.
+        concurrency: At most this many read tasks at once (Ray's default when None).
+
+    Returns:
+        A ``ray.data.Dataset`` of the scan's rows.
+
+    Raises:
+        ConfigError: ``source`` is of another type, or a Scan came with ``columns``/``filter``/``snapshot``.
+        ColumnNotFoundError: A column of ``columns`` or the filter is not in the table.
+        SnapshotNotFoundError: ``snapshot`` names no snapshot of the table.
+        DataFileNotFoundError: (when the dataset runs) a worker cannot find or may not read a
+            data file; the message names the file and the worker.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, ray, tempfile
+        >>> _ = ray.init(num_cpus=1, include_dashboard=False, object_store_memory=80 << 20, log_to_driver=False)
+        >>> data = pa.table({"x": [1, 2, 3], "y": ["a", "b", "c"]})
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("demo.r", data)
+        >>> ds = lf.ray.read(t, columns=["y"], filter=lf.col("x") >= 2)
+        >>> sorted(row["y"] for row in ds.iter_rows())
+        ['b', 'c']
+        >>> ray.shutdown()
+    """
+    _data_context()
+    scan = _as_scan(source, columns, filter, snapshot)
+    datasource = LakefeedDatasource.from_scan(scan, target_bytes=target_bytes)
+    # As many blocks as tasks: Ray would otherwise split each task's block to reach its own
+    # default parallelism, undoing the sizing by memory.
+    dataset: ray.data.Dataset = ray.data.read_datasource(
+        datasource, override_num_blocks=max(1, len(datasource.tasks)), concurrency=concurrency
+    )
+    return dataset
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+class _WrittenFiles:
+    """What one Ray write task wrote: Iceberg data files (path, row count, column statistics)."""
+
+    def __init__(self, data_files: list[DataFile]) -> None:
+        self.data_files = data_files
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(f.file_path) for f in self.data_files]
+
+
+def _write_data_files(
+    metadata: TableMetadata, io: FileIO, data: pa.Table, write_id: uuid.UUID, counter: itertools.count[int]
+) -> list[DataFile]:
+    """Write ``data`` as Parquet data files of the table (split by partition), as ``Table.append`` does."""
+    # pyiceberg's own writer: field ids, partition split, statistics and file naming as in its append
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    return list(_dataframe_to_data_files(table_metadata=metadata, df=data, io=io, write_uuid=write_id, counter=counter))
+
+
+def _list_files(io: FileIO, location: str, marker: str) -> list[str]:
+    """URIs of the files under ``location`` whose names contain ``marker`` (a write or commit id)."""
+    from urllib.parse import urlparse
+
+    import pyarrow.fs as pafs
+
+    parsed = urlparse(location)
+    scheme = parsed.scheme or "file"
+    fs_by_scheme = getattr(io, "fs_by_scheme", None)
+    if fs_by_scheme is not None:  # pyiceberg's PyArrowFileIO: the filesystem with the catalog's credentials
+        fs = fs_by_scheme(scheme, parsed.netloc)
+        root = parsed.path if scheme == "file" else f"{parsed.netloc}{parsed.path}"
+    else:
+        from lakefeed.io import filesystem_and_path
+
+        fs, root = filesystem_and_path(location)
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    found = [i.path for i in infos if i.type == pafs.FileType.File and marker in i.base_name]
+    prefix = "file://" if scheme == "file" else f"{scheme}://"
+    return [prefix + p for p in found]
+
+
+def _delete_files(io: FileIO, paths: Iterable[str]) -> list[str]:
+    """Delete files, best effort; returns those that could not be deleted."""
+    left: list[str] = []
+    for path in dict.fromkeys(paths):
+        try:
+            io.delete(path)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:  # keep cleaning the others
+            logger.warning("could not delete %s: %s", path, exc)
+            left.append(path)
+    return left
+
+
+_State = Literal["writing", "committed", "unknown", "aborted"]
+
+
+class LakefeedDatasink(Datasink[_WrittenFiles]):
+    """A Ray Data sink appending a dataset to an Iceberg table in one atomic commit.
+
+    Workers check each block against the table's schema and write Parquet data files into the
+    table's data location; :meth:`on_write_complete` commits all of them as one snapshot whose
+    summary records the write id (:data:`WRITE_ID_PROPERTY`). On any failure the files written
+    so far are deleted and the table is unchanged. Usually made by :func:`write`.
+
+    Args:
+        table: The Iceberg table to append to.
+        snapshot_properties: Extra properties for the new snapshot's summary.
+
+    Raises:
+        UnsupportedOperationError: The table is not an Iceberg table.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, tempfile
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("demo.sink", pa.table({"x": [1]}))
+        >>> sink = LakefeedDatasink(t)
+        >>> sink.validate_schema(pa.schema([("x", pa.int32())]))  # int32 widens to int64: fine
+        >>> sink.validate_schema(pa.schema([("x", pa.string())]))
+        Traceback (most recent call last):
+        ...
+        lakefeed.errors.SchemaError: Ray write to table demo.sink does not fit its schema: ...
+    """
+
+    def __init__(self, table: Table, *, snapshot_properties: Mapping[str, str] | None = None) -> None:
+        from lakefeed.tables.iceberg import IcebergTable
+
+        if not isinstance(table, IcebergTable):
+            msg = (
+                f"Ray writes commit to Iceberg tables; {table.format} table {table.name} is not one: "
+                "append to it from the driver with table.append(...) per batch instead"
+            )
+            raise UnsupportedOperationError(msg)
+        ice = table.pyiceberg_table
+        self._table: IcebergTable | None = table  # driver only: a catalog does not pickle
+        self.table_name = table.name
+        self.write_id = uuid.uuid4()
+        self.snapshot_id: int | None = None
+        """The snapshot the write committed (None before, or when there was nothing to write)."""
+        self._properties = {**(snapshot_properties or {}), WRITE_ID_PROPERTY: str(self.write_id)}
+        self._metadata = ice.metadata
+        self._io = ice.io
+        self._schema = table.schema
+        self._schema_id = ice.metadata.current_schema_id
+        self._spec_id = ice.metadata.default_spec_id
+        self._written: list[str] = []
+        self._commit_ids: list[str] = []
+        self._state: _State = "writing"
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_table"] = None
+        return state
+
+    def get_name(self) -> str:
+        """The name Ray shows for the write operator."""
+        return "Lakefeed"
+
+    def validate_schema(self, schema: pa.Schema) -> None:
+        """Raise :class:`~lakefeed.errors.SchemaError` unless data of ``schema`` fits the table.
+
+        Columns may come in any order and widen safely; nullable columns may be missing.
+        """
+        conform(schema.empty_table(), self._schema, table=self.table_name, what="Ray write")
+
+    def write(self, blocks: Iterable[Block], ctx: Any) -> _WrittenFiles:
+        """Write blocks as data files (on a worker); on failure delete them and re-raise."""
+        written: list[DataFile] = []
+        counter = itertools.count(int(getattr(ctx, "task_idx", 0)) * _FILES_PER_TASK)
+        try:
+            for block in blocks:
+                arrow = BlockAccessor.for_block(block).to_arrow()
+                if arrow.num_rows == 0:
+                    continue
+                data = conform(arrow, self._schema, table=self.table_name, what="Ray write")
+                written.extend(_write_data_files(self._metadata, self._io, data, self.write_id, counter))
+        except BaseException:
+            _delete_files(self._io, [str(f.file_path) for f in written])
+            raise
+        return _WrittenFiles(written)
+
+    def on_write_complete(self, write_result: WriteResult[_WrittenFiles]) -> None:
+        """Commit every written file in one Iceberg snapshot (on the driver); clean up if that fails."""
+        files = [f for r in write_result.write_returns if r is not None for f in r.data_files]
+        self._written = [str(f.file_path) for f in files]
+        if not files:
+            self._state = "committed"
+            return
+        try:
+            self._commit(files)
+        except BaseException:
+            self._abort()
+            raise
+
+    def on_write_failed(self, error: Exception) -> None:
+        """Delete every file this write made (the table was not changed)."""
+        self._abort()
+
+    def _commit(self, files: list[DataFile]) -> None:
+        from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
+
+        table = self._table
+        if table is None:
+            msg = f"Ray write to table {self.table_name}: the commit runs on the driver that made the sink"
+            raise CommitError(msg)
+        for _ in range(_COMMIT_ATTEMPTS):
+            ice = table.refresh().pyiceberg_table
+            if (ice.metadata.current_schema_id, ice.metadata.default_spec_id) != (self._schema_id, self._spec_id):
+                msg = (
+                    f"Ray write to table {self.table_name}: the table's schema or partitioning changed while the "
+                    "data files were written; the files were deleted and the table is unchanged, retry the write"
+                )
+                raise CommitConflictError(msg)
+            try:
+                tx = ice.transaction()
+                with tx.update_snapshot(snapshot_properties=self._properties).fast_append() as append:
+                    for data_file in files:
+                        append.append_data_file(data_file)
+                self._commit_ids.append(str(append.commit_uuid))
+                tx.commit_transaction()
+            except CommitFailedException:
+                continue  # another writer committed first: appends commute, redo on the new snapshot
+            except CommitStateUnknownException as exc:
+                self._state = "unknown"
+                raise CommitError(self._unknown_message(exc)) from exc
+            except Exception as exc:
+                if self._committed_after_error(table):
+                    break
+                if self._state == "unknown":
+                    raise CommitError(self._unknown_message(exc)) from exc
+                msg = f"Ray write to table {self.table_name} could not be committed ({exc}); the table is unchanged"
+                raise CommitError(msg) from exc
+            self._state = "committed"
+            snapshot = ice.current_snapshot()
+            self.snapshot_id = snapshot.snapshot_id if snapshot is not None else None
+            break
+        else:
+            msg = (
+                f"Ray write to table {self.table_name}: other writers committed first {_COMMIT_ATTEMPTS} times; "
+                "the data files were deleted and the table is unchanged, retry the write"
+            )
+            raise CommitConflictError(msg)
+        # manifests written by attempts that lost to another writer belong to no snapshot
+        self._delete_manifests(self._commit_ids[:-1])
+
+    def _unknown_message(self, exc: Exception) -> str:
+        return (
+            f"Ray write to table {self.table_name}: the catalog did not confirm the commit ({exc}); the data "
+            f"files were kept: a snapshot whose summary has {WRITE_ID_PROPERTY}={self.write_id} in "
+            "table.snapshots() means it was committed, otherwise the files can be deleted"
+        )
+
+    def _committed_after_error(self, table: IcebergTable) -> bool:
+        """After an unexpected commit error: whether the snapshot landed anyway (sets the state either way)."""
+        try:
+            snapshots = table.refresh().snapshots()
+        except Exception:  # the catalog cannot tell: the files must stay
+            self._state = "unknown"
+            return False
+        ours = [s for s in snapshots if s.summary.get(WRITE_ID_PROPERTY) == str(self.write_id)]
+        if not ours:
+            return False
+        self._state = "committed"
+        self.snapshot_id = ours[-1].snapshot_id
+        return True
+
+    def _metadata_paths(self) -> tuple[str, str]:
+        location = self._metadata.location.rstrip("/")
+        properties = self._metadata.properties
+        data_path = properties.get("write.data.path", f"{location}/data").rstrip("/")
+        metadata_path = properties.get("write.metadata.path", f"{location}/metadata").rstrip("/")
+        return data_path, metadata_path
+
+    def _delete_manifests(self, commit_ids: Sequence[str]) -> None:
+        _, metadata_path = self._metadata_paths()
+        try:
+            doomed = [p for commit_id in commit_ids for p in _list_files(self._io, metadata_path, commit_id)]
+        except Exception as exc:
+            logger.warning(
+                "Ray write %s to %s: cannot list manifests to clean up: %s", self.write_id, self.table_name, exc
+            )
+            return
+        _delete_files(self._io, doomed)
+
+    def _abort(self) -> None:
+        if self._state != "writing":
+            return
+        self._state = "aborted"
+        data_path, _ = self._metadata_paths()
+        doomed = list(self._written)
+        try:
+            # files of write tasks that finished before the failure are known only by their names
+            doomed += _list_files(self._io, data_path, str(self.write_id))
+        except Exception as exc:
+            logger.warning("Ray write %s to %s: cannot list files to clean up: %s", self.write_id, self.table_name, exc)
+        left = _delete_files(self._io, doomed)
+        if left:
+            logger.warning("Ray write %s to %s left file(s) behind: %s", self.write_id, self.table_name, left[:5])
+        self._delete_manifests(self._commit_ids)  # of commit attempts that did not land
+
+
+def _writable(table: Table | str | os.PathLike[str]) -> Table:
+    if isinstance(table, Table):
+        return table
+    if isinstance(table, (str, os.PathLike)):
+        from lakefeed.tables import open_table
+
+        return open_table(table)
+    msg = f"write() takes a lakefeed Table or a table URI such as iceberg://HOME/ns.table, got {type(table).__name__}"
+    raise ConfigError(msg)
+
+
+def write(
+    dataset: ray.data.Dataset,
+    table: Table | str | os.PathLike[str],
+    *,
+    snapshot_properties: Mapping[str, str] | None = None,
+    concurrency: int | None = None,
+) -> int | None:
+    """Append a Ray Dataset to an Iceberg table in one atomic commit: all blocks or none.
+
+    The dataset's schema is checked against the table on the driver before anything runs where
+    Ray knows it up front, and every block again on its worker before its files are written.
+    Workers write Parquet data files into the table's data location; the driver commits them as
+    one snapshot. If a block, a worker or the commit fails, the files are deleted and the table
+    keeps its previous snapshot.
+
+    Args:
+        dataset: The rows to append; columns may come in any order and widen safely.
+        table: An Iceberg table, or a URI such as ``iceberg://HOME/ns.table``.
+        snapshot_properties: Extra properties for the new snapshot's summary.
+        concurrency: At most this many write tasks at once (Ray's default when None).
+
+    Returns:
+        The id of the new snapshot, or None when the dataset had no rows (nothing is committed).
+
+    Raises:
+        SchemaError: The dataset does not fit the table's schema (nothing is written).
+        UnsupportedOperationError: The table is not an Iceberg table.
+        CommitConflictError: Other writers kept committing first, or changed the table's schema.
+        CommitError: The catalog refused the commit (the table is unchanged) or could not confirm it.
+
+    Example:
+        >>> import lakefeed as lf, pyarrow as pa, ray, tempfile
+        >>> _ = ray.init(num_cpus=1, include_dashboard=False, object_store_memory=80 << 20, log_to_driver=False)
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("demo.w", pa.schema([("x", pa.int64())]))
+        >>> snapshot_id = lf.ray.write(ray.data.range(100).map_batches(lambda b: {"x": b["id"] * 2}), t)
+        >>> t.refresh().snapshot_id == snapshot_id, t.scan().count()
+        (True, 100)
+        >>> ray.shutdown()
+    """
+    import pyarrow as pa
+
+    _data_context()
+    target = _writable(table)
+    sink = LakefeedDatasink(target, snapshot_properties=snapshot_properties)
+    known = dataset.schema(fetch_if_missing=False)
+    base = getattr(known, "base_schema", None)
+    if isinstance(base, pa.Schema):
+        sink.validate_schema(base)  # before any task runs
+    dataset.write_datasink(sink, concurrency=concurrency)
+    target.refresh()
+    return sink.snapshot_id
