@@ -694,10 +694,9 @@ def main() -> None:
         print(f"lakefeed-{kind}: materialize, lookups, HTTP ...", flush=True)
         ours["materialize"] = lakefeed(args, data, work, "materialize", "--online", kind)
         if "lookup" in only:
-            ours["lookup_1"] = lakefeed(args, data, work, "lookup", "--online", kind, "--n", str(args.n))
-            ours["lookup_100"] = lakefeed(
-                args, data, work, "lookup", "--online", kind, "--n", str(args.n // 10), "--lookup-entities", "100"
-            )
+            for entities, n in ((1, args.n), (100, args.n // 10)):
+                lookup = ["--online", kind, "--n", str(n), "--lookup-entities", str(entities)]
+                ours[f"lookup_{entities}"] = lakefeed(args, data, work, "lookup", *lookup)
         if "http" in only:
             ours["http"] = lakefeed_http(args, work, kind)
         if python is None:
@@ -710,34 +709,9 @@ def main() -> None:
             continue
         theirs["materialize"] = feast(args, python, data, repo, kind, "materialize")
         if "lookup" in only:
-            theirs["lookup_1"] = feast(
-                args,
-                python,
-                data,
-                repo,
-                kind,
-                "lookup",
-                "--entities",
-                "1",
-                "--n",
-                str(args.n),
-                "--warmup",
-                str(args.n // 10),
-            )
-            theirs["lookup_100"] = feast(
-                args,
-                python,
-                data,
-                repo,
-                kind,
-                "lookup",
-                "--entities",
-                "100",
-                "--n",
-                str(args.n // 10),
-                "--warmup",
-                str(args.n // 100),
-            )
+            for entities, n in ((1, args.n), (100, args.n // 10)):
+                lookup = ["lookup", "--entities", str(entities), "--n", str(n), "--warmup", str(n // 10)]
+                theirs[f"lookup_{entities}"] = feast(args, python, data, repo, kind, *lookup)
         if "http" in only:
             theirs["http"] = feast_http(args, python, data, repo, kind)
     if "pit" in only:
