@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +12,9 @@ import pyarrow as pa
 import pytest
 
 import lakefeed as lf
-from lakefeed.errors import UnsupportedOperationError
-from lakefeed.frameworks.tensorflow import element_spec, to_tf_dataset
+from lakefeed.errors import ConfigError, UnsupportedOperationError
+from lakefeed.frameworks.tensorflow import distributed_dataset, element_spec, to_tf_dataset
+from tests.frameworks.test_tf_distributed import run_script
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ info logs
 tf = pytest.importorskip("tensorflow", reason="tensorflow-cpu is installed in the main environment")
@@ -235,13 +233,7 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_mirrored_strategy_sees_every_row_once_per_epoch(regression: lf.Table, tmp_path: Path) -> None:
     # two logical CPUs must be configured before TensorFlow initialises: a process of its own
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    uri = f"iceberg://{tmp_path}/{regression.name}"
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(DISTRIBUTE), uri], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_script(DISTRIBUTE, f"iceberg://{tmp_path}/{regression.name}", timeout=300)
     assert out["replicas"] == 2
     for replication in ("worker", "replica"):
         first, second = out[replication]
@@ -253,6 +245,159 @@ def test_mirrored_strategy_sees_every_row_once_per_epoch(regression: lf.Table, t
     # one loader shard per replica: the replicas' rows are disjoint within an epoch
     assert not set(out["replica"][0][0]) & set(out["replica"][0][1])
     assert out["loss"][1] < out["loss"][0]
+
+
+EXACTLY_ONCE = """
+import functools, json, sys
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import lakefeed as lf
+from lakefeed.errors import ConfigError
+from lakefeed.frameworks.tensorflow import distributed_dataset
+
+warehouse = lf.Warehouse(sys.argv[1])
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+tables = {n: warehouse.create_table(f"t.n{n}", pa.table({"id": np.arange(n), "x": np.ones(n)})) for n in (96, 97, 128)}
+out = {}
+# "worker" first: once a MirroredStrategy has built per-replica input, it gives later per-worker input one
+# pipeline per replica too (TensorFlow 2.21 keeps the input devices of the PER_REPLICA call)
+for replication in ("worker", "replica"):
+    for n, table in tables.items():
+        for drop_last in (False, True):
+            make = functools.partial(lf.Loader, table, features=["x"], columns=["id"], seed=3, drop_last=drop_last)
+            key = f"{n} {replication} drop_last={drop_last}"
+            try:
+                ds = distributed_dataset(strategy, make, 64, replication=replication)
+            except ConfigError as exc:
+                out[key] = str(exc)
+                continue
+            steps, ids = [], []
+            for x in ds:
+                parts = strategy.experimental_local_results(x)
+                steps.append([int(part["id"].shape[0]) for part in parts])
+                ids.extend(int(i) for part in parts for i in part["id"].numpy())
+            spec = [s.shape.as_list() for s in tf.nest.flatten(ds.element_spec, expand_composites=True)]
+            out[key] = {"steps": steps, "ids": ids, "spec": spec}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_delivers_every_row_once_and_feeds_every_replica(tmp_path: Path) -> None:
+    # 96 rows, a global batch of 64 on two replicas: one full step and one of 32 rows, split over both
+    out = run_script(EXACTLY_ONCE, str(tmp_path), timeout=300)
+    for replication in ("worker", "replica"):
+        kept = out[f"96 {replication} drop_last=False"]
+        assert sorted(kept["ids"]) == list(range(96)), replication  # each row once: none lost, none repeated
+        assert kept["steps"] == [[32, 32], [16, 16]], replication  # every step feeds both replicas
+        # one input pipeline (worker) reads all 97 rows; two (replica) read 48 each: 97 % 2 = 1 row is left
+        # out (a different one each shuffled epoch), none is read twice
+        odd = out[f"97 {replication} drop_last=False"]
+        assert len(odd["ids"]) == len(set(odd["ids"])) == (97 if replication == "worker" else 96), replication
+        assert set(odd["ids"]) <= set(range(97))
+        assert all(min(step) > 0 for step in odd["steps"]), replication
+        # drop_last=True would leave rows out (96 is not a whole number of global steps): refused, not silent
+        assert "drop_last=True would leave out" in out[f"96 {replication} drop_last=True"], replication
+        # ... and where the rows fill whole steps it gives static per-replica batches and every row once
+        full = out[f"128 {replication} drop_last=True"]
+        assert sorted(full["ids"]) == list(range(128)), replication
+        assert full["steps"] == [[32, 32], [32, 32]], replication
+        assert sorted(full["spec"]) == [[32], [32], [32, 1], [32, 1]], replication
+
+
+class SeveralPipelines:
+    """Stands in for a strategy with several input pipelines, each feeding one or more replicas, in one process.
+
+    Pipelines that feed several replicas each are ``MultiWorkerMirroredStrategy``'s, one per
+    worker process. ``distribute_datasets_from_function`` returns each pipeline's dataset, built
+    from a real ``tf.distribute.InputContext``, as the strategy would on each worker.
+    """
+
+    def __init__(self, pipelines: int, replicas: int) -> None:
+        self.pipelines, self.num_replicas_in_sync = pipelines, replicas
+
+    def distribute_datasets_from_function(self, dataset_fn: Any, options: Any = None) -> list[Any]:
+        contexts = [
+            tf.distribute.InputContext(self.pipelines, i, self.num_replicas_in_sync) for i in range(self.pipelines)
+        ]
+        return [dataset_fn(context) for context in contexts]
+
+
+@pytest.fixture
+def ids_101(tmp_path: Path) -> lf.Table:
+    data = pa.table({"id": np.arange(101), "x": np.ones(101, np.float32)})
+    return lf.Warehouse(tmp_path).create_table("t.ids", data)
+
+
+@pytest.mark.parametrize(("replicas", "replication"), [(2, "replica"), (2, "worker"), (4, "worker")])
+def test_several_input_pipelines_read_disjoint_shards_in_equal_steps(
+    ids_101: lf.Table, replicas: int, replication: str
+) -> None:
+    # two input pipelines, each feeding replicas // 2 replicas; a global batch of 16
+    strategy: Any = SeveralPipelines(2, replicas)
+    make = functools.partial(lf.Loader, ids_101, features=["x"], columns=["id"], seed=5)
+    share = replicas // 2
+    pipelines = distributed_dataset(strategy, make, 16, replication=replication)
+    for _ in range(2):  # two epochs
+        steps = []
+        seen: list[int] = []
+        for dataset in pipelines:
+            slices = [x["id"].numpy().tolist() for x in dataset]
+            assert int(dataset.cardinality()) == len(slices)
+            assert len(slices) % share == 0  # whole steps: every replica of the pipeline gets a slice
+            assert all(slices), "a replica got an empty slice"
+            steps.append([slices[i : i + share] for i in range(0, len(slices), share)])
+            seen += [i for s in slices for i in s]
+        assert len(steps[0]) == len(steps[1]) == 7  # 50 rows each: 6 steps of 8 and one of 2
+        for pipeline in steps:
+            assert [sum(len(s) for s in step) for step in pipeline] == [8] * 6 + [2]
+        # no row twice; 101 % 2 = 1 row left out so that both shards have 50
+        assert len(seen) == len(set(seen)) == 100
+        assert set(seen) <= set(range(101))
+
+
+def test_a_partial_last_step_is_split_evenly_whatever_the_columns(mixed: lf.Table) -> None:
+    # one pipeline feeding two replicas; 1,000 rows: 15 steps of 64 and one of 40, 20 rows to each replica
+    strategy: Any = SeveralPipelines(1, 2)
+    make = functools.partial(lf.Loader, mixed, features=FEATURES, label="y", columns=COLUMNS, seed=2)
+    [dataset] = distributed_dataset(strategy, make, 64)
+    slices = list(dataset)
+    assert [int(y.shape[0]) for _, y in slices] == [32] * 30 + [20, 20]
+    ids = np.concatenate([x["id"].numpy() for x, _ in slices])
+    assert sorted(ids.tolist()) == list(range(N))
+    for x, _ in slices[-2:]:  # each column cut at the same rows, the ragged one included
+        names = [f"row-{i}" for i in x["id"].numpy()]
+        assert [n.decode() for n in x["name"].numpy()] == names
+        assert x["tags"].to_list() == [list(range(i % 4)) for i in x["id"].numpy()]
+
+
+def test_settings_that_cannot_give_each_row_once_are_refused(ids_101: lf.Table) -> None:
+    strategy: Any = SeveralPipelines(2, 2)
+    pad = functools.partial(lf.Loader, ids_101, features=["x"], uneven="pad")
+    with pytest.raises(ConfigError, match=r"uneven='pad' repeats"):
+        distributed_dataset(strategy, pad, 16)
+    short = functools.partial(lf.Loader, ids_101, features=["x"], drop_last=True)
+    with pytest.raises(ConfigError, match=r"drop_last=True would leave out the last 2 of the 50 rows"):
+        distributed_dataset(strategy, short, 16)
+
+    def fixed_batch(*, rank: int, world_size: int, batch_size: int) -> lf.Loader:
+        return lf.Loader(ids_101, 4, ["x"], rank=rank, world_size=world_size, uneven="drop")
+
+    with pytest.raises(ConfigError, match="batch_size=8"):
+        distributed_dataset(strategy, fixed_batch, 16)
+
+    def no_uneven(*, rank: int, world_size: int, batch_size: int) -> lf.Loader:
+        return lf.Loader(ids_101, batch_size, ["x"], rank=rank, world_size=world_size)
+
+    with pytest.raises(ConfigError, match=r"uneven='pad' repeats"):
+        distributed_dataset(strategy, no_uneven, 16)
+    # one input pipeline: no shards, so nothing to repeat
+    assert sum(int(x.shape[0]) for x in distributed_dataset(SeveralPipelines(1, 1), no_uneven, 16)[0]) == 101
+    with pytest.raises(ConfigError, match="multiple of 2"):
+        distributed_dataset(strategy, pad, 15)
 
 
 def test_casts_show_in_the_element_spec(tmp_path: Path) -> None:

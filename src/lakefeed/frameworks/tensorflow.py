@@ -26,6 +26,8 @@ re-exported here; so are its ``tf.distribute`` tools (:class:`DistributedDataset
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -90,7 +92,10 @@ def __getattr__(name: str) -> Any:
 
 
 class LoaderFactory(Protocol):
-    """Builds one input pipeline's loader; ``functools.partial(lf.Loader, table, ...)`` is one."""
+    """Builds one input pipeline's loader; ``functools.partial(lf.Loader, table, ...)`` is one.
+
+    :func:`distributed_dataset` also passes ``uneven="drop"`` to one that takes an ``uneven`` keyword.
+    """
 
     def __call__(self, *, rank: int, world_size: int, batch_size: int) -> Loader:
         """The loader of pipeline ``rank`` of ``world_size``, with ``batch_size`` rows per batch."""
@@ -282,14 +287,39 @@ def distributed_dataset(
     replication: Literal["worker", "replica"] = "worker",
     as_dict: bool = False,
 ) -> tf.distribute.DistributedDataset:
-    """Input for ``tf.distribute``: one loader per input pipeline, each reading its own shard.
+    """Input for ``tf.distribute``: one loader shard per input pipeline, each row once per epoch, every replica fed.
 
-    Built with ``strategy.distribute_datasets_from_function``: each input pipeline calls
-    ``make_loader(rank=input_pipeline_id, world_size=num_input_pipelines,
-    batch_size=global_batch_size // num_replicas_in_sync)``. With ``"worker"`` there is one
-    pipeline per worker (host) and the strategy hands its consecutive batches to the worker's
-    replicas; with ``"replica"`` every replica has its own pipeline and loader shard. The
-    loader yields as many batches on every rank, so no replica waits on another.
+    Built with ``strategy.distribute_datasets_from_function``, as
+    :class:`~lakefeed.frameworks.tf_distributed.DistributedDatasetBuilder` is. Input pipeline
+    ``i`` of ``n`` (``num_input_pipelines``) builds its loader with ``make_loader(rank=i,
+    world_size=n, batch_size=global_batch_size // n)``, plus ``uneven="drop"`` (below). One
+    loader batch is that pipeline's part of one step: it is cut into consecutive slices of
+    ``global_batch_size / num_replicas_in_sync`` rows, one for each replica the pipeline
+    feeds. With ``"worker"`` there is one pipeline per worker (host), feeding the worker's
+    replicas; with ``"replica"`` each replica has a pipeline, and a loader shard, of its own.
+
+    The shards are disjoint and equal, so every worker runs the same number of steps, and
+    every step gives each replica ``global_batch_size / num_replicas_in_sync`` rows, except
+    the last one, whose rows are split as evenly as possible (a replica gets an empty batch
+    only when its pipeline has fewer rows left than replicas to feed). Each row is read
+    exactly once per epoch, with one exception: with ``n > 1`` pipelines, the ``R % n`` rows
+    left over when the epoch's ``R`` rows are cut into ``n`` equal shards (fewer than ``n``;
+    other rows each shuffled epoch) are left out, since a longer shard could need one step
+    more than the others.
+
+    The loader ``make_loader`` returns is checked, and ``ConfigError`` raised, so that these
+    guarantees hold:
+
+    * It must have the ``rank``, ``world_size`` and ``batch_size`` it was given.
+    * With several pipelines it must have ``uneven="drop"``: ``"pad"``, the loader's default,
+      repeats rows to even out the shards. A ``make_loader`` that takes an ``uneven`` keyword
+      (``functools.partial(lf.Loader, ...)`` does) is given ``uneven="drop"``, unless the
+      partial sets ``uneven`` itself; any other must pass ``uneven="drop"`` to its loader.
+    * ``drop_last=True`` (static batch shapes, e.g. for TPUs) only where it drops nothing:
+      each pipeline's rows must fill whole steps (``R // n`` a multiple of
+      ``global_batch_size // n``). To leave the rows of a last partial step out instead, use
+      ``DistributedDatasetBuilder(strategy).build(..., drop_remainder=True)``. (A loader with
+      ``sampling=`` draws rows rather than reading each once; this rule does not apply to it.)
 
     Args:
         strategy: A ``tf.distribute`` strategy (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``).
@@ -303,7 +333,8 @@ def distributed_dataset(
         A distributed dataset, for ``model.fit`` or a custom loop over ``strategy.run``.
 
     Raises:
-        ConfigError: ``global_batch_size`` is not a multiple of the number of replicas, or a bad ``replication``.
+        ConfigError: ``global_batch_size`` is not a positive multiple of the number of replicas,
+            a bad ``replication``, or a loader that breaks the rules above.
 
     Example:
         >>> import functools, lakefeed as lf, pyarrow as pa, tempfile, tensorflow as tf
@@ -315,21 +346,19 @@ def distributed_dataset(
         [1.0, 2.0, 3.0, 4.0]
     """
     tf = _tf()
+    where = "distributed_dataset"
     if replication not in ("worker", "replica"):
-        msg = f"replication must be 'worker' (one loader per host) or 'replica' (one per replica), got {replication!r}"
+        msg = (
+            f"{where}: replication must be 'worker' (one loader per host) or 'replica' (one per replica), "
+            f"got {replication!r}"
+        )
         raise ConfigError(msg)
-    replicas = int(strategy.num_replicas_in_sync)
-    if isinstance(global_batch_size, bool) or global_batch_size <= 0 or global_batch_size % replicas:
-        msg = f"global_batch_size must be a positive multiple of the {replicas} replica(s), got {global_batch_size!r}"
-        raise ConfigError(msg)
+    _check_global_batch(where, global_batch_size, int(strategy.num_replicas_in_sync))
 
     def dataset_fn(context: Any) -> Any:
-        loader = make_loader(
-            rank=context.input_pipeline_id,
-            world_size=context.num_input_pipelines,
-            batch_size=context.get_per_replica_batch_size(global_batch_size),
-        )
-        return to_tf_dataset(loader, as_dict=as_dict)
+        rank, pipelines, per_replica, share = _pipeline_geometry(context, global_batch_size)
+        loader = _pipeline_loader(where, make_loader, rank=rank, world_size=pipelines, batch_size=per_replica * share)
+        return _replica_slices(tf, loader, per_replica=per_replica, share=share, as_dict=as_dict, even=True)
 
     modes = tf.distribute.InputReplicationMode
     options = tf.distribute.InputOptions(
@@ -337,3 +366,114 @@ def distributed_dataset(
         experimental_fetch_to_device=replication == "worker",
     )
     return strategy.distribute_datasets_from_function(dataset_fn, options)
+
+
+# -- shared with tf_distributed.DistributedDatasetBuilder -------------------------------------------
+
+
+def _check_global_batch(where: str, global_batch_size: object, replicas: int) -> None:
+    """Raise ConfigError unless ``global_batch_size`` is a positive int that splits evenly over the replicas."""
+    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or global_batch_size <= 0:
+        msg = (
+            f"{where}: global_batch_size must be a positive int (rows per step over all replicas), "
+            f"got {global_batch_size!r}"
+        )
+        raise ConfigError(msg)
+    if global_batch_size % replicas:
+        lower = global_batch_size // replicas * replicas
+        upper = lower + replicas
+        nearest = f"{lower} or {upper}" if lower else str(upper)
+        msg = (
+            f"{where}: global_batch_size {global_batch_size} does not split evenly over the strategy's {replicas} "
+            f"replicas (num_replicas_in_sync); pass a multiple of {replicas}, e.g. {nearest}"
+        )
+        raise ConfigError(msg)
+
+
+def _pipeline_geometry(context: Any, global_batch_size: int) -> tuple[int, int, int, int]:
+    """(pipeline id, pipelines, rows per replica per step, replicas this pipeline feeds) of an input pipeline.
+
+    The pipeline reads ``per_replica * share`` rows (``global_batch_size / pipelines``) per step.
+    """
+    pipelines = int(context.num_input_pipelines)
+    per_replica = int(context.get_per_replica_batch_size(global_batch_size))
+    share = max(1, int(context.num_replicas_in_sync) // pipelines)
+    return int(context.input_pipeline_id), pipelines, per_replica, share
+
+
+def _replica_slices(tf: Any, loader: Loader, *, per_replica: int, share: int, as_dict: bool, even: bool) -> Any:
+    """One input pipeline's dataset: each loader batch (one step of the pipeline) cut into its replicas' slices.
+
+    The loader must read ``per_replica * share`` rows a batch; the slices are consecutive, in
+    replica order, ``per_replica`` rows each. A last partial batch (``drop_last=False``) is cut
+    into ``share`` slices as even as possible when ``even``, so every replica gets rows in the
+    last step too; else into slices of ``per_replica`` rows and a remainder, and the replicas
+    past them get empty batches in that step.
+    """
+    dataset = to_tf_dataset(loader, as_dict=as_dict, prefetch=False)
+    if share > 1:
+        if loader.drop_last or not even:
+            dataset = dataset.rebatch(per_replica, drop_remainder=loader.drop_last)  # static shape if drop_last
+            rows = loader.rows_per_epoch()
+            slices = len(loader) * share if loader.drop_last else -(-rows // per_replica)
+        else:
+
+            def split(*element: Any) -> Any:
+                whole = element[0] if len(element) == 1 else element
+                first = tf.nest.flatten(whole)[0]
+                n = first.nrows() if isinstance(first, tf.RaggedTensor) else tf.shape(first, out_type=tf.int64)[0]
+
+                def part(j: Any) -> Any:
+                    lo, hi = n * j // share, n * (j + 1) // share
+                    return tf.nest.map_structure(lambda t: t[lo:hi], whole)
+
+                return tf.data.Dataset.range(share).map(part)
+
+            dataset = dataset.flat_map(split)
+            slices = len(loader) * share
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(slices))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _takes_uneven(make_loader: Any) -> bool:
+    """Whether ``make_loader`` takes an ``uneven`` keyword that it does not already set itself."""
+    if isinstance(make_loader, functools.partial) and "uneven" in make_loader.keywords:
+        return False  # the caller's choice; the loader is checked
+    try:
+        parameters = inspect.signature(make_loader).parameters.values()
+    except (TypeError, ValueError):  # no signature (some builtins)
+        return False
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return any((p.name == "uneven" and p.kind in named) or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _pipeline_loader(where: str, make_loader: LoaderFactory, *, rank: int, world_size: int, batch_size: int) -> Loader:
+    """Call ``make_loader`` for one input pipeline; raise ConfigError if its loader cannot give each row once."""
+    extra: dict[str, Any] = {"uneven": "drop"} if _takes_uneven(make_loader) else {}
+    factory: Any = make_loader  # the protocol names only rank, world_size and batch_size
+    loader: Loader = factory(rank=rank, world_size=world_size, batch_size=batch_size, **extra)
+    made = (loader.rank, loader.world_size, loader.batch_size)
+    if made != (rank, world_size, batch_size):
+        msg = (
+            f"{where}: make_loader(rank={rank}, world_size={world_size}, batch_size={batch_size}) built a loader with "
+            f"rank={made[0]}, world_size={made[1]}, batch_size={made[2]}; pass the three on to lf.Loader (the shards "
+            "and the rows per step depend on them)"
+        )
+        raise ConfigError(msg)
+    if world_size > 1 and loader.uneven != "drop":
+        msg = (
+            f"{where}: the loader of input pipeline {rank} of {world_size} has uneven={loader.uneven!r}; "
+            f"uneven='pad' repeats up to {world_size - 1} row(s) per epoch to even out the shards; build it with "
+            "uneven='drop' (leave uneven out of a functools.partial(lf.Loader, ...) and it gets uneven='drop')"
+        )
+        raise ConfigError(msg)
+    rows = loader.rows_per_epoch()
+    if loader.drop_last and loader.sampling is None and rows % batch_size:
+        msg = (
+            f"{where}: drop_last=True would leave out the last {rows % batch_size} of the {rows} rows input pipeline "
+            f"{rank} of {world_size} reads per epoch (they do not fill a step of {batch_size}); leave drop_last out "
+            "(the last step is then smaller), pass a global_batch_size whose share divides the rows, or use "
+            "DistributedDatasetBuilder(strategy).build(..., drop_remainder=True), which leaves them out"
+        )
+        raise ConfigError(msg)
+    return loader

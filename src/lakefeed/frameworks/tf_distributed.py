@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from lakefeed._utils import import_optional
 from lakefeed.errors import ConfigError, UnsupportedOperationError
-from lakefeed.frameworks.tensorflow import to_tf_dataset
+from lakefeed.frameworks.tensorflow import _check_global_batch, _pipeline_geometry, _replica_slices
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -276,29 +276,20 @@ class DistributedDatasetBuilder:
         loaders: list[Loader] = []
 
         def dataset_fn(context: Any) -> Any:
-            pipelines = int(context.num_input_pipelines)
-            per_replica = int(context.get_per_replica_batch_size(global_batch_size))
-            share = int(context.num_replicas_in_sync) // pipelines  # replicas fed by this pipeline
-            batch = per_replica * share
-            loader = make(scan, batch=batch, rank=int(context.input_pipeline_id), world=pipelines, row_filter=None)
+            rank, pipelines, per_replica, share = _pipeline_geometry(context, global_batch_size)
+            batch = per_replica * share  # this pipeline's part of a step, cut into its replicas' slices
+            loader = make(scan, batch=batch, rank=rank, world=pipelines, row_filter=None)
             loader.set_epoch(epoch)
-            rows = loader.rows_per_epoch()
             if drop_remainder and len(loader) == 0:
                 msg = (
-                    f"{where}: input pipeline {context.input_pipeline_id} of {pipelines} reads {rows} row(s) of "
+                    f"{where}: input pipeline {rank} of {pipelines} reads {loader.rows_per_epoch()} row(s) of "
                     f"{scan.table.name} per epoch, less than one step of {batch} (global_batch_size "
                     f"{global_batch_size} over {pipelines} worker(s)); pass a smaller global_batch_size, or "
                     "drop_remainder=False"
                 )
                 raise ConfigError(msg)
             loaders.append(loader)
-            dataset = to_tf_dataset(loader, as_dict=as_dict, prefetch=False)
-            if share > 1:
-                # one loader batch per step of this worker, cut into its replicas' slices (in order)
-                dataset = dataset.rebatch(per_replica, drop_remainder=drop_remainder)
-                slices = len(loader) * share if drop_remainder else -(-rows // per_replica)
-                dataset = dataset.apply(tf.data.experimental.assert_cardinality(slices))
-            return dataset.prefetch(tf.data.AUTOTUNE)
+            return _replica_slices(tf, loader, per_replica=per_replica, share=share, as_dict=as_dict, even=False)
 
         self._loaders = loaders  # filled as the strategy calls dataset_fn (at once, for each local pipeline)
         return strategy.distribute_datasets_from_function(dataset_fn)
@@ -310,24 +301,6 @@ class DistributedDatasetBuilder:
 
 DistributedPaimonDatasetBuilder = DistributedDatasetBuilder
 """The seed's name for :class:`DistributedDatasetBuilder` (it reads every lakefeed table format, Paimon included)."""
-
-
-def _check_global_batch(where: str, global_batch_size: object, replicas: int) -> None:
-    if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, int) or global_batch_size <= 0:
-        msg = (
-            f"{where}: global_batch_size must be a positive int (rows per step over all replicas), "
-            f"got {global_batch_size!r}"
-        )
-        raise ConfigError(msg)
-    if global_batch_size % replicas:
-        lower = global_batch_size // replicas * replicas
-        upper = lower + replicas
-        nearest = f"{lower} or {upper}" if lower else str(upper)
-        msg = (
-            f"{where}: global_batch_size {global_batch_size} does not split evenly over the strategy's {replicas} "
-            f"replicas (num_replicas_in_sync); pass a multiple of {replicas}, e.g. {nearest}"
-        )
-        raise ConfigError(msg)
 
 
 def _check_workers_agree(tf: Any, strategy: Any, scan: Scan, global_batch_size: int, settings: list[Any]) -> None:
