@@ -26,6 +26,7 @@ _NEEDS = {
     "lakefeed.frameworks.tensorflow": "tf",
     "lakefeed.frameworks.tf_pipeline": "tf",
     "lakefeed.frameworks.tf_builder": "tf",
+    "lakefeed.frameworks.tf_distributed": "tf",
     "lakefeed.serving": "serve",
     "lakefeed.integrations": "ray",
 }
