@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
+from unittest.mock import patch
 
 import pyarrow as pa
-from hypothesis import event, given, settings
+import pytest
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import lakefeed as lf
+from lakefeed.store import _pit_gather
 from lakefeed.store.offline import FeatureSource, point_in_time_join
+from lakefeed.tables.base import TablePart
+from lakefeed.tables.iceberg import IcebergTable, _IcebergFilePart
 
 DAY_NS = 86_400 * 10**9
 UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -328,3 +334,132 @@ def test_larger_random_joins_equal_the_oracle(seed: int, n_spine: int, n_hist: i
         == expected
     )
     assert result.report["g"].matched == matched
+
+
+# -- a lakefeed scan as the source: two reads (join columns, then features) agree with one -------
+
+H0 = datetime(2024, 3, 1)
+
+
+def _scan_history(n: int, seed: int) -> pa.Table:
+    rng = random.Random(seed)
+    return pa.table(
+        {
+            "user_id": pa.array([rng.choice([*range(12), None]) for _ in range(n)], pa.int64()),
+            "ts": pa.array([H0 + timedelta(hours=rng.randint(0, 30)) for _ in range(n)], pa.timestamp("us")),
+            "created": pa.array(
+                [rng.choice([H0 + timedelta(minutes=rng.randint(0, 3)), None]) for _ in range(n)], pa.timestamp("us")
+            ),
+            "seq": pa.array([rng.choice([0, 1, None]) for _ in range(n)], pa.int64()),
+            "uid": pa.array(range(seed * 1000, seed * 1000 + n), pa.int64()),
+            "clicks": pa.array([rng.choice([*range(6), None]) for _ in range(n)], pa.int32()),
+            "text": pa.array([rng.choice(["", None, "x" * rng.randint(1, 200)]) for _ in range(n)], pa.string()),
+            "region": pa.array([rng.choice(["eu", "us"]) for _ in range(n)], pa.string()),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def iceberg_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[IcebergTable, int]:
+    """Three files of row groups of 16 rows, then a delete that rewrites them; with the snapshot before it."""
+    wh = lf.Warehouse(tmp_path_factory.mktemp("pit") / "home")
+    table = wh.create_table("fs.hist", _scan_history(120, 1), properties={"write.parquet.row-group-limit": "16"})
+    table.append(_scan_history(70, 2))
+    table.append(_scan_history(90, 3))
+    before = table.snapshot_id
+    assert before is not None
+    table.delete(lf.col("clicks") == 3)
+    assert len({p.path for p in table.scan().parts()}) >= 3
+    assert len(table.scan().parts()) > 10
+    return table, before
+
+
+def _pyiceberg_scan(
+    table: IcebergTable, snapshot_id: int, columns: list[str] | None, filter: lf.Expr | None
+) -> lf.Scan:
+    """The scan read by pyiceberg, one part per file, as files with delete files are (rows known only once read)."""
+    ice = table.pyiceberg_table
+    parts: list[TablePart] = [
+        _IcebergFilePart(table, t, snapshot_id, ice.schema()) for t in ice.scan(snapshot_id=snapshot_id).plan_files()
+    ]
+    return lf.Scan(
+        table,
+        snapshot_id=snapshot_id,
+        table_schema=table.scan().plan.table_schema,
+        columns=columns,
+        filter=filter,
+        parts=lambda _: parts,
+    )
+
+
+FILTERS = [None, lf.col("region") == "eu", lf.col("clicks") > 1, lf.col("user_id") >= 100]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    spine_rows=st.lists(
+        st.tuples(st.sampled_from([*range(14), None]), st.sampled_from([*range(-2, 35), None])), min_size=1, max_size=60
+    ),
+    filter_at=st.sampled_from(range(len(FILTERS))),
+    before_delete=st.booleans(),
+    narrow=st.booleans(),
+    by_pyiceberg=st.booleans(),
+    features=st.sampled_from([None, ["text", "clicks"], ["uid"], []]),
+    created=st.booleans(),
+    write_order=st.booleans(),
+    ttl_hours=st.one_of(st.none(), st.integers(1, 12)),
+    threads=st.sampled_from([1, 2]),
+    task_bytes=st.sampled_from([1, 3000, 1 << 26]),
+)
+def test_scan_source_equals_its_arrow_table(
+    iceberg_history: tuple[IcebergTable, int],
+    spine_rows: list[tuple[int | None, int | None]],
+    filter_at: int,
+    before_delete: bool,
+    narrow: bool,
+    by_pyiceberg: bool,
+    features: list[str] | None,
+    created: bool,
+    write_order: bool,
+    ttl_hours: int | None,
+    threads: int,
+    task_bytes: int,
+) -> None:
+    """A scan (several files, row groups and tasks, a rewrite by delete, a filter) joins as its ``to_arrow()``."""
+    table, before = iceberg_history
+    snapshot = before if before_delete else table.snapshot_id
+    assert snapshot is not None
+    filter = FILTERS[filter_at]
+    columns = ["user_id"] if narrow else None  # the join reads the columns it needs whatever the scan projects
+    if by_pyiceberg:
+        scan = _pyiceberg_scan(table, snapshot, columns, filter)
+    else:
+        scan = table.scan(columns=columns, filter=filter, snapshot=snapshot)
+    whole = table.scan(filter=filter, snapshot=snapshot).to_arrow()
+    spine = pa.table(
+        {
+            "user_id": pa.array([u for u, _ in spine_rows], pa.int64()),
+            "ts": pa.array([None if h is None else H0 + timedelta(hours=h) for _, h in spine_rows], pa.timestamp("us")),
+        }
+    )
+
+    def join(data: Any) -> Any:
+        source = FeatureSource(
+            "g",
+            data,
+            keys=["user_id"],
+            event_time="ts",
+            features=features,
+            created_time="created" if created else None,
+            write_order="seq" if write_order else None,
+            ttl=None if ttl_hours is None else timedelta(hours=ttl_hours),
+        )
+        return point_in_time_join(spine, [source], spine_time="ts", threads=threads)
+
+    with patch.object(_pit_gather, "TASK_BYTES", task_bytes):
+        two_phase = join(scan)
+    one_phase = join(whole)
+    assert two_phase.table.equals(one_phase.table)
+    assert two_phase.report == one_phase.report
+    event("some spine rows matched" if two_phase.report["g"].matched else "no spine row matched")
+    event(f"{len(scan.tasks(task_bytes))} tasks" if task_bytes < 1 << 26 else "default tasks")

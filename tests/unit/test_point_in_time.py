@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import lakefeed as lf
 from lakefeed.errors import ColumnNotFoundError, ConfigError, SchemaError
 from lakefeed.store.offline import FeatureSource, GroupReport, point_in_time_join
+from lakefeed.tables.base import ReadPlan, TablePart
 
 T0 = datetime(2024, 3, 1)
 
@@ -314,6 +316,77 @@ def test_scan_source_reads_its_snapshot_and_filter_and_only_the_needed_columns(t
     assert join(spine(), src).column("clicks").to_pylist() == [None, 10, 10, 7, None, 40]
     current = FeatureSource("g", table.scan(), keys=["user_id"], event_time="ts", features=["clicks"])
     assert join(spine(), current).column("clicks").to_pylist() == [None, 20, 20, 7, None, 99]
+
+
+class _LoggedPart(TablePart):
+    """A part over in-memory rows that logs the columns of each read; ``lose`` drops rows from feature reads."""
+
+    def __init__(self, name: str, rows: pa.Table, log: list[tuple[str, tuple[str, ...]]], *, lose: int = 0) -> None:
+        self.path = name
+        self.num_rows = rows.num_rows
+        self.estimated_bytes = 1 << 40  # every part a task of its own
+        self.exact_rows = False
+        self._rows, self._log, self._lose = rows, log, lose
+
+    def read(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        self._log.append((self.path, tuple(plan.columns)))
+        rows = self._rows.slice(self._lose if "clicks" in plan.columns else 0)
+        for batch in rows.select(plan.read_columns).to_batches(max_chunksize=2):
+            out = plan.finish(batch, filtered=False)
+            if out.num_rows:
+                yield out
+
+
+def logged_scan(tmp_path: Path, hist: pa.Table, log: list[tuple[str, tuple[str, ...]]], **kwargs: Any) -> lf.Scan:
+    table = lf.Warehouse(tmp_path / "home").create_table("fs.logged", hist)
+    parts: list[TablePart] = [
+        _LoggedPart(f"p{i}", hist.slice(i * 3, 3), log, **(kwargs if i == 1 else {})) for i in range(3)
+    ]
+    return lf.Scan(table, snapshot_id=None, table_schema=hist.schema, columns=None, filter=None, parts=lambda _: parts)
+
+
+def test_scan_source_reads_join_columns_first_then_features_of_winning_tasks_only(tmp_path: Path) -> None:
+    hist = pa.table(
+        {
+            "user_id": [1, 1, 2, 3, 3, 3, 4, 4, 5],
+            "ts": [at(h) for h in (0, 1, 0, 0, 1, 2, 0, 3, 1)],
+            "clicks": list(range(9)),
+            "text": [f"t{i}" for i in range(9)],
+        }
+    )
+    s = pa.table({"user_id": [4, 1, 9, 1, 4, 5, None], "ts": [at(5), at(0), at(5), at(9), at(1), at(0), at(5)]})
+    log: list[tuple[str, tuple[str, ...]]] = []
+    src = FeatureSource("g", logged_scan(tmp_path, hist, log), keys=["user_id"], event_time="ts")
+    for threads in (1, 2):
+        log.clear()
+        result = point_in_time_join(s, [src], spine_time="ts", threads=threads)
+        assert result.table.column("clicks").to_pylist() == [7, 0, None, 1, 6, None, None]
+        assert result.table.column("text").to_pylist() == ["t7", "t0", None, "t1", "t6", None, None]
+        # every part gives its join columns; only p0 and p2 hold winning rows, so p1's features stay unread
+        assert sorted(log) == [
+            ("p0", ("clicks", "text")),
+            ("p0", ("user_id", "ts")),
+            ("p1", ("user_id", "ts")),
+            ("p2", ("clicks", "text")),
+            ("p2", ("user_id", "ts")),
+        ]
+        arrow = point_in_time_join(s, [FeatureSource("g", hist, keys=["user_id"], event_time="ts")], spine_time="ts")
+        assert result.table.equals(arrow.table)
+        assert result.report == arrow.report
+
+
+def test_scan_source_whose_reads_disagree_is_an_internal_error(tmp_path: Path) -> None:
+    hist = pa.table({"user_id": list(range(9)), "ts": [at(0)] * 9, "clicks": list(range(9))})
+    log: list[tuple[str, tuple[str, ...]]] = []
+    src = FeatureSource("g", logged_scan(tmp_path, hist, log, lose=1), keys=["user_id"], event_time="ts")
+    with pytest.raises(
+        RuntimeError, match=r"internal error: task 1 .* gave 3 rows when its join columns were read and 2"
+    ):
+        point_in_time_join(pa.table({"user_id": [4], "ts": [at(1)]}), [src], spine_time="ts")
+    # a task without a winning row is not read again, so it cannot disagree
+    assert point_in_time_join(pa.table({"user_id": [7], "ts": [at(1)]}), [src], spine_time="ts").table.column(
+        "clicks"
+    ).to_pylist() == [7]
 
 
 def test_scan_source_needs_its_columns_in_the_table(tmp_path: Path) -> None:

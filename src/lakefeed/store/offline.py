@@ -38,7 +38,14 @@ Types:
 The engine is DuckDB: one ``ASOF LEFT JOIN`` per feature group over Arrow data, on a private
 connection with a memory limit (spilling to a temporary folder) and one thread per CPU. Only
 keys, times and row positions go through DuckDB; the features are gathered with Arrow
-``take``. A source is read once, and only the columns the join needs.
+``take``. A source is read in two phases over one row order, and only the columns the join
+needs: first the join columns (keys, times, write order) of every row, which DuckDB matches
+to the spine, giving each spine row the position of its winning row; then the feature
+columns, of the winning rows only. For a lakefeed :class:`~lakefeed.Scan` the second phase
+reads the same scan tasks as the first, in threads, skips tasks without a winning row and
+keeps of each decoded batch only the winning rows, so a wide table is never held whole; a
+task that gives the two phases different row counts raises an internal error. In-memory
+Arrow is taken from chunk by chunk.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakefeed.errors import ColumnNotFoundError, ConfigError
+from lakefeed.store._pit_gather import read_history
 from lakefeed.store._pit_sql import connect, match_rows
 from lakefeed.store._pit_types import (
     TimeAxis,
@@ -208,10 +216,15 @@ class FeatureSource:
         return tuple(n for n in self.schema.names if n not in used)
 
     @property
+    def join_columns(self) -> list[str]:
+        """The columns the join matches on (keys, times, write order): read for every row."""
+        wanted = [*self.keys, self.event_time, self.created_time, self.write_order]
+        return list(dict.fromkeys(c for c in wanted if c is not None))
+
+    @property
     def columns(self) -> list[str]:
         """Every column the join reads from ``data``."""
-        wanted = [*self.keys, self.event_time, self.created_time, self.write_order, *self.feature_columns]
-        return list(dict.fromkeys(c for c in wanted if c is not None))
+        return list(dict.fromkeys([*self.join_columns, *self.feature_columns]))
 
     def output_name(self, feature: str) -> str:
         """The output column of ``feature``."""
@@ -294,28 +307,6 @@ def _check_outputs(spine: pa.Table, sources: Sequence[FeatureSource]) -> None:
             owner[out] = f"feature {feature!r} of feature group {src.name!r}"
 
 
-def _read(source: FeatureSource) -> pa.Table:
-    columns, data = source.columns, source.data
-    if isinstance(data, Scan):
-        if data.columns != columns:
-            # The same snapshot, filter and planner, projected to the columns the join needs.
-            data = Scan(
-                data.table,
-                snapshot_id=data.snapshot_id,
-                table_schema=data.plan.table_schema,
-                columns=columns,
-                filter=data.filter,
-                parts=data._plan_parts,
-            )
-        return data.to_arrow()
-    if isinstance(data, pa.RecordBatchReader):
-        schema = pa.schema([data.schema.field(c) for c in columns])
-        return pa.Table.from_batches([batch.select(columns) for batch in data], schema=schema)
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data.select(columns)])
-    return data.select(columns)
-
-
 class _Plan:
     """One source's checked types, before any data is read."""
 
@@ -388,7 +379,8 @@ def point_in_time_join(
         spine_keys: Per source name, the spine columns matching its keys (in the same order),
             where they are named differently; by default the spine uses the group's key names.
         memory_limit: DuckDB's memory limit (e.g. ``"2GB"``); beyond it, DuckDB spills to disk.
-        threads: DuckDB threads; one per CPU this process may use when None.
+        threads: DuckDB threads, and threads reading a scan's tasks; one per CPU this process
+            may use when None.
 
     Returns:
         The joined table and a report per group (rows matched, rows without features, expired).
@@ -447,18 +439,18 @@ def point_in_time_join(
     with connect(memory_limit=memory_limit, threads=threads) as con:
         for plan in plans:
             src = plan.source
-            hist = _read(src)
+            history = read_history(src.data, join=src.join_columns, features=src.feature_columns, threads=threads)
             match = match_rows(
                 con,
                 plan.narrow_spine(spine, spine_time, row_numbers),
-                plan.narrow_history(hist),
+                plan.narrow_history(history.join),
                 n_keys=len(src.keys),
                 ttl=plan.ttl,
                 group=src.name,
                 memory_limit=memory_limit,
             )
-            taken = hist.select(list(src.feature_columns)).take(match.rows)
-            del hist
+            taken = history.gather(match.rows)
+            del history
             for feature, column in zip(src.feature_columns, taken.columns, strict=True):
                 field = taken.schema.field(feature)
                 fields.append(pa.field(src.output_name(feature), field.type, nullable=True, metadata=field.metadata))
