@@ -98,10 +98,12 @@ class ParquetPart(TablePart):
         wanted = plan.read_columns
         file_names = set(self.file_schema.names)
         direct = self.is_direct(plan)
-        if direct and plan.arrow_filter is None and plan.columns:
+        as_stored = not self.rename and not self.constants and all(c in file_names for c in wanted)
+        if as_stored and plan.arrow_filter is None and plan.columns:
             # No filter: the Parquet reader streams the row groups page by page, so the first
             # rows arrive before the whole row group is decoded (the dataset scanner decodes a
-            # row group completely before it yields).
+            # row group completely before it yields). Types that differ from the table's only
+            # (e.g. large_string stored for string) are cast batch by batch in ``finish``.
             import pyarrow.parquet as pq
 
             with self.filesystem.open_input_file(self.path) as source:
