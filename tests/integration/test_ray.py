@@ -263,6 +263,108 @@ def test_blocks_are_sized_by_memory_not_by_file(ray_local: Any, tmp_path: Path) 
             assert _spread(sizes) > _spread(sorted(ours)[1:]) or max(sizes) > 3 * target, name
 
 
+# -- features stacked in the read tasks ----------------------------------------------------------
+
+
+def _stacked_rows(ds: Any) -> tuple[np.ndarray, pa.Table]:
+    """The dataset's feature matrix and its other columns, rows in the dataset's order."""
+    table = _arrow(ds)
+    features = table.column("features").combine_chunks()
+    return features.to_numpy_ndarray(), table.drop_columns(["features"])
+
+
+def test_read_features_stacks_them_like_the_loader(ray_local: Any, any_table: lf.Table) -> None:
+    features = ["i", "f", "b"]
+    ds = lf.ray.read(any_table, features=features, label="id", columns=["s"], fill_null=0.0, target_bytes=4096)
+    known = ds.schema(fetch_if_missing=False)  # from the plan: nothing ran
+    assert known is not None
+    assert known.names == ["features", "label", "s"]
+    matrix, others = _stacked_rows(ds)
+    assert matrix.dtype == np.float32
+    assert matrix.shape == (DATA.num_rows, 3)
+
+    expected = any_table.scan().to_arrow().sort_by("id")
+    stacked = np.stack(
+        [pa.compute.fill_null(expected.column(n).cast(pa.float64()), 0.0).to_numpy() for n in features], axis=1
+    ).astype(np.float32)
+    order = np.argsort(others.column("label").to_numpy())
+    np.testing.assert_array_equal(matrix[order], stacked)
+    assert others.column("label").take(order).to_pylist() == expected.column("id").to_pylist()
+    assert others.column("s").take(order).to_pylist() == expected.column("s").to_pylist()
+
+
+def test_read_features_hands_out_ready_tensors(ray_local: Any, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1_000, 5), dtype=np.float32)
+    data = pa.table({**{f"x{j}": x[:, j] for j in range(5)}, "y": np.arange(1_000)})
+    for i in range(2):
+        pq.write_table(data.slice(500 * i, 500), tmp_path / f"p{i}.parquet")
+    ds = lf.ray.read(f"parquet://{tmp_path}", features=[f"x{j}" for j in range(5)], label="y", target_bytes=4096)
+    batches = list(ds.iter_torch_batches(batch_size=64))
+    assert all(b["features"].dtype == torch.float32 and b["features"].shape[1] == 5 for b in batches)
+    xs = torch.cat([b["features"] for b in batches]).numpy()
+    ys = torch.cat([b["label"] for b in batches]).numpy()
+    np.testing.assert_array_equal(xs[np.argsort(ys)], x)
+    # numpy batches: the same [B, F] matrix
+    batch = next(iter(ds.iter_batches(batch_size=10, batch_format="numpy")))
+    assert batch["features"].shape == (10, 5)
+    assert batch["features"].dtype == np.float32
+
+
+def test_read_features_keeps_blocks_sized_by_memory(ray_local: Any, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "floats"
+    folder.mkdir()
+    for i, rows in enumerate([30_000, 10_000, 50_000, 20_000]):
+        x = rng.standard_normal((rows, 8), dtype=np.float32)
+        part = pa.table({**{f"x{j}": x[:, j] for j in range(8)}, "y": rng.integers(0, 2, rows)})
+        pq.write_table(part, folder / f"part-{i}.parquet", row_group_size=2_000)
+    target = 512 << 10
+    table = lf.open_table(f"parquet://{folder}")
+    ds = lf.ray.read(table, features=[f"x{j}" for j in range(8)], label="y", target_bytes=target)
+    sizes = _block_sizes(ds)
+    assert len(sizes) == len(table.scan().tasks(target))
+    assert all(size <= 1.5 * target for size in sizes), [round(s / target, 2) for s in sizes]
+    assert all(size >= target / 1.5 for size in sorted(sizes)[1:]), [round(s / target, 2) for s in sizes]
+
+
+def test_read_features_null_needs_fill_null(ray_local: Any, table_factory: Factory) -> None:
+    table = table_factory("iceberg")
+    with pytest.raises(SchemaError, match=r"feature 'f' has \d+ null\(s\) in Ray read task \d+ of table"):
+        lf.ray.read(table, features=["f"]).materialize()
+    ds = lf.ray.read(table, features=["f"], fill_null=-1.0)
+    matrix, others = _stacked_rows(ds)
+    assert others.column_names == []
+    assert (matrix == -1.0).sum() == DATA.column("f").null_count
+
+
+def test_read_features_bad_arguments(ray_local: Any, table_factory: Factory) -> None:
+    from lakefeed.errors import ColumnNotFoundError
+
+    table = table_factory("iceberg")
+    with pytest.raises(ConfigError, match="go with features"):
+        lf.ray.read(table, label="id")
+    with pytest.raises(ConfigError, match="non-empty list of column names"):
+        lf.ray.read(table, features="f")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        lf.ray.read(table, features=[])
+    with pytest.raises(ConfigError, match=r"may not also hold \['label'\]"):
+        lf.ray.read(table, features=["f"], label="id", columns=["label"])
+    with pytest.raises(SchemaError, match="feature 's' is string, not a number"):
+        lf.ray.read(table, features=["f", "s"])
+    with pytest.raises(ColumnNotFoundError):
+        lf.ray.read(table, features=["nope"])
+    with pytest.raises(ColumnNotFoundError, match="label='id'"):
+        lf.ray.read(table.scan(columns=["f"]), features=["f"], label="id")
+    # a Scan fixes the columns: features and label come from it
+    matrix, others = _stacked_rows(
+        lf.ray.read(table.scan(columns=["i", "id"]), features=["i"], label="id", fill_null=0)
+    )
+    assert matrix.shape == (DATA.num_rows, 1)
+    assert others.column_names == ["label"]
+
+
 # -- writing --------------------------------------------------------------------------------------
 
 WRITE_SCHEMA = pa.schema(

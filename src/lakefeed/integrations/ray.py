@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakefeed._typing import DEFAULT_TARGET_BYTES, SnapshotRef
 from lakefeed.errors import (
+    ColumnNotFoundError,
     CommitConflictError,
     CommitError,
     ConfigError,
@@ -113,14 +114,81 @@ def _read_error(exc: Exception, path: str, table: str, snapshot_id: int | None, 
     return LakefeedError(msg)
 
 
+FEATURES = "features"
+LABEL = "label"
+
+
+class _Stacked:
+    """The block layout of ``read(features=...)``: one float32 tensor column ``features`` [N, F], ``label``.
+
+    The layout of :class:`lakefeed.Loader`'s batches, made in the read task (on the workers, in
+    parallel) instead of by the consumer: ``iter_torch_batches`` then converts one tensor column
+    per batch, without copying it, instead of one array per feature. The column is pyarrow's
+    canonical fixed-shape tensor type, which Ray Data turns into a ``[B, F]`` numpy array or
+    tensor as it is. ``label`` and the pass-through ``columns`` keep their Arrow types.
+    """
+
+    def __init__(
+        self, features: Sequence[str], label: str | None, columns: Sequence[str], fill_null: float | None
+    ) -> None:
+        self.features = tuple(features)
+        self.label = label
+        self.columns = tuple(columns)
+        self.fill_null = fill_null
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The columns a read task needs, each once."""
+        return list(dict.fromkeys([*self.features, *([self.label] if self.label else []), *self.columns]))
+
+    def check(self, schema: pa.Schema, table: str) -> None:
+        """Refuse missing and non-numeric features and a missing label before anything runs (on the driver)."""
+        from lakefeed.loader.convert import BatchSpec
+
+        if self.label is not None and self.label not in schema.names:
+            msg = f"read(label={self.label!r}) of {table}: no such column; columns are {schema.names}"
+            raise ColumnNotFoundError(msg)
+        BatchSpec(self.features, None, (), fill_null=self.fill_null).validate(schema, table)
+
+    def schema(self, schema: pa.Schema) -> pa.Schema:
+        """The schema of the blocks, given the schema of the scanned rows."""
+        import pyarrow as pa
+
+        fields = [pa.field(FEATURES, pa.fixed_shape_tensor(pa.float32(), [len(self.features)]))]
+        if self.label:
+            fields.append(schema.field(self.label).with_name(LABEL))
+        fields.extend(schema.field(name) for name in self.columns)
+        return pa.schema(fields)
+
+    def block(self, batches: Sequence[pa.RecordBatch], schema: pa.Schema, where: str) -> pa.Table:
+        """The rows of ``batches`` (of ``schema``) laid out as one block: the features stacked row-major."""
+        import numpy as np
+        import pyarrow as pa
+
+        from lakefeed.loader.convert import BatchSpec
+
+        spec = BatchSpec(self.features, None, (), fill_null=self.fill_null)
+        matrix = spec.from_batches(batches, where)[FEATURES]  # float32, C order: a new array
+        out = self.schema(schema)
+        flat = pa.array(np.asarray(matrix).reshape(-1))  # a view of the matrix, no copy
+        storage = pa.FixedSizeListArray.from_arrays(flat, len(self.features))
+        columns: list[Any] = [pa.ExtensionArray.from_storage(out.field(FEATURES).type, storage)]
+        rows = pa.Table.from_batches(batches, schema=schema)
+        columns.extend(rows.column(name) for name in [*([self.label] if self.label else []), *self.columns])
+        return pa.Table.from_arrays(columns, schema=out)
+
+
 class _ReadScanTask:
     """The body of one Ray read task: read one scan task on a worker, as one block."""
 
-    def __init__(self, task: ScanTask, *, index: int, table: str, snapshot_id: int | None) -> None:
+    def __init__(
+        self, task: ScanTask, *, index: int, table: str, snapshot_id: int | None, stacked: _Stacked | None = None
+    ) -> None:
         self.task = task
         self.index = index
         self.table = table
         self.snapshot_id = snapshot_id
+        self.stacked = stacked
 
     def __call__(self) -> Iterator[pa.Table]:
         import pyarrow as pa
@@ -132,7 +200,11 @@ class _ReadScanTask:
             except (DataFileNotFoundError, OSError) as exc:
                 raise _read_error(exc, part.path, self.table, self.snapshot_id, self.index) from exc
         # One block per task: its decoded size is what the planner balanced (about target_bytes).
-        yield pa.Table.from_batches(batches, schema=self.task.schema)
+        if self.stacked is not None:
+            where = f"Ray read task {self.index} of table {self.table}"
+            yield self.stacked.block(batches, self.task.schema, where)
+        else:
+            yield pa.Table.from_batches(batches, schema=self.task.schema)
 
 
 def _block_metadata(*, num_rows: int | None, size_bytes: int, files: Sequence[str], schema: pa.Schema) -> BlockMetadata:
@@ -162,9 +234,10 @@ class LakefeedDatasource(Datasource):
 
     Args:
         tasks: The scan tasks, planned on the driver (they pickle to the workers).
-        schema: The schema of the rows the tasks yield.
+        schema: The schema of the rows the tasks read.
         table: The table's name, for messages.
         snapshot_id: The pinned snapshot (None for plain Parquet), for messages and lineage.
+        stacked: The block layout of ``read(features=...)``; None for the rows as they are.
 
     Example:
         >>> import lakefeed as lf, pyarrow as pa, tempfile
@@ -176,18 +249,30 @@ class LakefeedDatasource(Datasource):
     """
 
     def __init__(
-        self, tasks: Sequence[ScanTask], *, schema: pa.Schema, table: str, snapshot_id: int | None = None
+        self,
+        tasks: Sequence[ScanTask],
+        *,
+        schema: pa.Schema,
+        table: str,
+        snapshot_id: int | None = None,
+        stacked: _Stacked | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Ray's __init__ is unannotated
         self.tasks: list[ScanTask] = list(tasks)
         self.schema = schema
         self.table = table
         self.snapshot_id = snapshot_id
+        self.stacked = stacked
+        self.block_schema = stacked.schema(schema) if stacked is not None else schema
+        """The schema of the blocks (the scanned rows' unless ``stacked``)."""
 
     @classmethod
-    def from_scan(cls, scan: Scan, *, target_bytes: int = DEFAULT_TARGET_BYTES) -> LakefeedDatasource:
+    def from_scan(
+        cls, scan: Scan, *, target_bytes: int = DEFAULT_TARGET_BYTES, stacked: _Stacked | None = None
+    ) -> LakefeedDatasource:
         """Plan ``scan`` on this machine into tasks of about ``target_bytes`` decoded bytes each."""
-        return cls(scan.tasks(target_bytes), schema=scan.schema, table=scan.table.name, snapshot_id=scan.snapshot_id)
+        tasks = scan.tasks(target_bytes)
+        return cls(tasks, schema=scan.schema, table=scan.table.name, snapshot_id=scan.snapshot_id, stacked=stacked)
 
     def get_name(self) -> str:
         """The name Ray shows for the read operator."""
@@ -211,15 +296,17 @@ class LakefeedDatasource(Datasource):
                 num_rows=task.num_rows if exact else None,
                 size_bytes=task.estimated_bytes,
                 files=task.files,
-                schema=self.schema,
+                schema=self.block_schema,
             )
-            read_fn = _ReadScanTask(task, index=index, table=self.table, snapshot_id=self.snapshot_id)
-            out.append(_read_task(read_fn, metadata, self.schema, per_task_row_limit))
+            read_fn = _ReadScanTask(
+                task, index=index, table=self.table, snapshot_id=self.snapshot_id, stacked=self.stacked
+            )
+            out.append(_read_task(read_fn, metadata, self.block_schema, per_task_row_limit))
         if not out:  # an empty scan still has a schema: one task yielding no rows
             empty = ScanTask([], _empty_plan(self.schema, self.table))
-            metadata = _block_metadata(num_rows=0, size_bytes=0, files=[], schema=self.schema)
-            read_fn = _ReadScanTask(empty, index=0, table=self.table, snapshot_id=None)
-            out.append(_read_task(read_fn, metadata, self.schema, None))
+            metadata = _block_metadata(num_rows=0, size_bytes=0, files=[], schema=self.block_schema)
+            read_fn = _ReadScanTask(empty, index=0, table=self.table, snapshot_id=None, stacked=self.stacked)
+            out.append(_read_task(read_fn, metadata, self.block_schema, None))
         return out
 
 
@@ -252,6 +339,26 @@ def _as_scan(
     raise ConfigError(msg)
 
 
+def _stacking(
+    columns: Sequence[str] | None, features: Sequence[str] | None, label: str | None, fill_null: float | None
+) -> _Stacked | None:
+    """The block layout ``read``'s arguments ask for: None for the rows as they are."""
+    if features is None:
+        if label is not None or fill_null is not None:
+            msg = "read(label=..., fill_null=...) go with features=[...]: the columns to stack into 'features'"
+            raise ConfigError(msg)
+        return None
+    if isinstance(features, str) or not features:
+        msg = f"read(features=...) takes a non-empty list of column names, got {features!r}"
+        raise ConfigError(msg)
+    taken = [FEATURES, *([LABEL] if label else [])]
+    clash = [name for name in columns or () if name in taken]
+    if clash:
+        msg = f"read(features=...) makes the columns {taken}; columns={list(columns or ())} may not also hold {clash}"
+        raise ConfigError(msg)
+    return _Stacked(features, label, columns or (), fill_null)
+
+
 def read(
     source: Table | Scan | str | os.PathLike[str],
     *,
@@ -260,6 +367,9 @@ def read(
     snapshot: SnapshotRef | None = None,
     target_bytes: int = DEFAULT_TARGET_BYTES,
     concurrency: int | None = None,
+    features: Sequence[str] | None = None,
+    label: str | None = None,
+    fill_null: float | None = None,
 ) -> ray.data.Dataset:
     """Read a table (Iceberg, Paimon, Delta or Parquet) as a streaming Ray Dataset.
 
@@ -269,23 +379,40 @@ def read(
     snapshot however late that is. Starts a local Ray if none is running (as Ray Data does);
     call ``ray.init(...)`` first to choose the cluster.
 
+    By default the blocks hold the table's columns as they are. With ``features=[...]`` they
+    hold what a :class:`lakefeed.Loader` batch holds: ``"features"``, the named columns stacked
+    into one ``float32`` tensor column of shape ``[N, F]`` (pyarrow's fixed-shape tensor type),
+    ``"label"`` and the ``columns`` passed through. The stacking runs in the read tasks, on the
+    workers; ``iter_torch_batches`` / ``iter_batches`` then hand out ``batch["features"]`` as
+    one ``[B, F]`` tensor or array without copying it, instead of converting one array per
+    feature and leaving the stacking to the consumer (at 100 features and small batches that
+    conversion, not reading, limits the rate).
+
     Args:
         source: A table, a :class:`~lakefeed.Scan` (then leave ``columns``, ``filter`` and
             ``snapshot`` unset), or a URI as :func:`lakefeed.open_table` takes.
-        columns: Columns to read, in that order; all when None.
+        columns: Columns to read, in that order; all when None. With ``features``: the
+            columns passed through next to ``"features"`` and ``"label"`` (none when None).
         filter: A filter such as ``lf.col("a") > 3``; applied exactly, pushed down to files.
         snapshot: A snapshot id or a datetime; the current snapshot when None.
         target_bytes: Decoded (Arrow) size of one read task and its block. The object store
             holds about (read tasks running + blocks queued + blocks being consumed) ×
             ``target_bytes``; a row group larger than this is a block of its own.
         concurrency: At most this many read tasks at once (Ray's default when None).
+        features: Numeric columns to stack, in that order, into the ``"features"`` tensor
+            column (cast to ``float32``); None keeps the rows as they are.
+        label: With ``features``: a column handed out as ``"label"``, of its own type.
+        fill_null: With ``features``: the value of null features; None makes a null an error.
 
     Returns:
         A ``ray.data.Dataset`` of the scan's rows.
 
     Raises:
-        ConfigError: ``source`` is of another type, or a Scan came with ``columns``/``filter``/``snapshot``.
-        ColumnNotFoundError: A column of ``columns`` or the filter is not in the table.
+        ConfigError: ``source`` is of another type, a Scan came with ``columns``/``filter``/``snapshot``,
+            ``label``/``fill_null`` came without ``features``, or ``columns`` names ``"features"``/``"label"``.
+        ColumnNotFoundError: A column of ``columns``, ``features``, ``label`` or the filter is not in the table.
+        SchemaError: A feature is not a number (or boolean). When the dataset runs: a feature
+            holds nulls and ``fill_null`` is None.
         SnapshotNotFoundError: ``snapshot`` names no snapshot of the table.
         DataFileNotFoundError: (when the dataset runs) a worker cannot find or may not read a
             data file; the message names the file and the worker.
@@ -298,11 +425,19 @@ def read(
         >>> ds = lf.ray.read(t, columns=["y"], filter=lf.col("x") >= 2)
         >>> sorted(row["y"] for row in ds.iter_rows())
         ['b', 'c']
+        >>> batch = lf.ray.read(t, features=["x"], label="y").take_batch(2)
+        >>> batch["features"].shape, batch["features"].dtype, list(batch["label"])
+        ((2, 1), dtype('float32'), ['a', 'b'])
         >>> ray.shutdown()
     """
     _data_context()
+    stacked = _stacking(columns, features, label, fill_null)
+    if stacked is not None and not isinstance(source, Scan):
+        columns = stacked.read_columns  # the features, the label and the pass-through columns
     scan = _as_scan(source, columns, filter, snapshot)
-    datasource = LakefeedDatasource.from_scan(scan, target_bytes=target_bytes)
+    if stacked is not None:
+        stacked.check(scan.schema, scan.table.name)
+    datasource = LakefeedDatasource.from_scan(scan, target_bytes=target_bytes, stacked=stacked)
     # As many blocks as tasks: Ray would otherwise split each task's block to reach its own
     # default parallelism, undoing the sizing by memory.
     dataset: ray.data.Dataset = ray.data.read_datasource(
