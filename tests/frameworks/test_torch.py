@@ -233,3 +233,63 @@ def test_cached_workers_resume_exactly(uneven: lf.Table) -> None:
     resumed = loader()
     resumed.load_state_dict(state)  # type: ignore[attr-defined]
     assert head + _stream(resumed) + _stream(resumed) == reference
+
+
+def _rows(batches: object) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(b["features"].numpy().copy(), b["label"].numpy().copy()) for b in batches]  # type: ignore[attr-defined]
+
+
+def _same(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    assert len(a) == len(b)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_a_cache_on_the_device_gives_the_same_batches_and_resumes_exactly(uneven: lf.Table, cache: str) -> None:
+    def loader() -> lf.Loader:
+        return lf.Loader(uneven, batch_size=64, features=["x"], label="id", seed=5, cache=cache)  # type: ignore[arg-type]
+
+    host, device = loader(), loader()
+    for epoch in range(2):  # the second epoch is a new permutation of the cache, on both
+        _same(_rows(host.torch()), _rows(device.torch(device="cpu", cache_on_device=True)))
+        assert host.epoch == device.epoch == epoch + 1
+    # stop after 5 batches of epoch 2, resume in a fresh loader: the rest of the epoch, bit for bit
+    first = loader()
+    first.set_epoch(2)
+    taken = []
+    for i, b in enumerate(first.torch(device="cpu", cache_on_device=True)):
+        taken.append(b)
+        if i == 4:
+            break
+    state = first.state_dict()
+    assert state["batch"] == 5
+    resumed = loader()
+    resumed.load_state_dict(state)
+    reference = loader()
+    reference.set_epoch(2)
+    _same(_rows(resumed.torch(device="cpu", cache_on_device=True)), _rows(reference.torch())[5:])
+
+
+def test_a_cache_on_the_device_needs_a_cache(uneven: lf.Table) -> None:
+    loader = lf.Loader(uneven, batch_size=64, features=["x"], label="id")
+    with pytest.raises(lf.errors.ConfigError, match="cache='memory'"):
+        loader.torch(device="cpu", cache_on_device=True)
+    with pytest.raises(lf.errors.ConfigError, match="cache='memory'"):
+        list(loader.iterate(lambda b: b, rows_only=True))
+
+
+def test_list_columns_come_from_a_device_cache_unchanged(tmp_path: Path) -> None:
+    data = pa.table({"x": [float(i) for i in range(50)], "tags": [list(range(i % 4)) for i in range(50)]})
+    table = lf.Warehouse(tmp_path).create_table("t.tags", data)
+
+    def batches(on_device: bool) -> list[tuple[list[float], list[int], list[int]]]:
+        loader = lf.Loader(table, batch_size=8, features=["x"], columns=["tags"], seed=1, cache="memory")
+        out = []
+        for b in loader.torch(device="cpu", cache_on_device=on_device):
+            values, starts = b["tags"]
+            out.append((b["features"][:, 0].tolist(), values.tolist(), starts.tolist()))
+        return out
+
+    assert batches(True) == batches(False)

@@ -39,7 +39,11 @@ def to_tensors(batch: dict[str, Any], *, device: Any = None, pin_memory: bool = 
             return value
         tensor = torch.from_numpy(np.ascontiguousarray(value))
         if pin_memory:
-            tensor = tensor.pin_memory()
+            # torch's pinned-memory cache; numpy copies in (torch's own copy would wake its
+            # OpenMP pool, whose spinning threads take cores from the decoding threads)
+            pinned = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            np.copyto(pinned.numpy(), value, casting="no")
+            tensor = pinned
         if device is not None:
             tensor = tensor.to(device, non_blocking=pin_memory)
         return tensor
@@ -51,22 +55,116 @@ class TorchBatches:
     """Iterate a :class:`~lakefeed.Loader` as dicts of torch tensors.
 
     ``pin_memory`` defaults to True when ``device`` is a CUDA device; host-to-device copies
-    are then asynchronous and overlap the model's work.
+    are then asynchronous and overlap the model's work. ``cache_on_device=True`` (for a loader
+    with ``cache="memory"`` or ``"disk"``) copies the cached rows to ``device`` once and gathers
+    each batch there: the same batches, bit for bit, with no per-batch host work or copy.
     """
 
-    def __init__(self, loader: Loader, *, device: Any = None, pin_memory: bool | None = None) -> None:
+    def __init__(
+        self, loader: Loader, *, device: Any = None, pin_memory: bool | None = None, cache_on_device: bool = False
+    ) -> None:
         torch = _torch()
         self.loader = loader
         self.device = torch.device(device) if device is not None else None
         is_cuda = self.device is not None and self.device.type == "cuda"
         self.pin_memory = bool(is_cuda if pin_memory is None else pin_memory and torch.cuda.is_available())
+        if cache_on_device and not loader.cache:
+            msg = "cache_on_device=True needs a loader made with cache='memory' or 'disk' (it copies that cache)"
+            raise ConfigError(msg)
+        self.cache_on_device = cache_on_device
+        self._on_device: dict[str, Any] | None = None
+
+    def _device_cache(self) -> dict[str, Any]:
+        """The loader's cache as tensors on the device (numbers), or as it is (strings, lists)."""
+        if self._on_device is None:
+            import warnings
+
+            torch = _torch()
+            cached = self.loader.cached_columns()
+            with warnings.catch_warnings():  # a disk cache is mapped read-only; it is only read
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+                self._on_device = {
+                    k: v if isinstance(v, tuple) or v.dtype == object else torch.from_numpy(v).to(self.device)
+                    for k, v in cached.items()
+                }
+        return self._on_device
+
+    def _gather(self, rows: np.ndarray) -> dict[str, Any]:
+        """One batch out of the device cache: its rows gathered on the device, the rest on the host."""
+        torch = _torch()
+        from lakefeed.loader.convert import Ragged, take
+
+        index = None
+        out: dict[str, Any] = {}
+        for key, value in self._device_cache().items():
+            if isinstance(value, tuple):  # a variable-length list column: gathered on the host
+                values, starts = value
+                offsets = np.append(starts, len(values)).astype(np.int64)
+                ragged = take({key: Ragged(values, offsets)}, rows)[key]
+                out.update(to_tensors({key: ragged.pair()}, device=self.device, pin_memory=self.pin_memory))  # type: ignore[union-attr]
+            elif isinstance(value, np.ndarray):
+                out[key] = value[rows]
+            else:
+                if index is None:
+                    index = torch.from_numpy(rows).to(self.device, non_blocking=False)
+                out[key] = value.index_select(0, index)
+        return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for batch in self.loader:
-            yield to_tensors(batch, device=self.device, pin_memory=self.pin_memory)
+        if self.cache_on_device:
+            yield from self._iter_device_cache()
+            return
+        if self.device is None or self.device.type != "cuda":
+            for batch in self.loader:
+                yield to_tensors(batch, device=self.device, pin_memory=self.pin_memory)
+            return
+        # CUDA: a thread of the loader's gathers each batch, copies it into pinned memory and
+        # starts its copy to the GPU on a stream of its own, a few batches ahead, so all of that
+        # overlaps the model's kernels for the batches before; the consumer's stream only waits
+        # for the copy (an event on the GPU, never the host).
+        torch = _torch()
+        copies = torch.cuda.Stream(device=self.device)
+
+        def finish(batch: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+            with torch.cuda.stream(copies):
+                out = to_tensors(batch, device=self.device, pin_memory=self.pin_memory)
+                return out, copies.record_event()
+
+        yield from self._waited(self.loader.iterate(finish))
+
+    def _iter_device_cache(self) -> Iterator[dict[str, Any]]:
+        torch = _torch()
+        self._device_cache()
+        if self.device is None or self.device.type != "cuda":
+            yield from self.loader.iterate(lambda batch: self._gather(batch["rows"]), rows_only=True)
+            return
+        gathers = torch.cuda.Stream(device=self.device)
+
+        def finish(batch: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+            with torch.cuda.stream(gathers):
+                return self._gather(batch["rows"]), gathers.record_event()
+
+        yield from self._waited(self.loader.iterate(finish, rows_only=True))
+
+    def _waited(self, made: Iterator[tuple[dict[str, Any], Any]]) -> Iterator[dict[str, Any]]:
+        """Each batch once the current stream has waited (on the GPU) for the event made with it."""
+        torch = _torch()
+        for out, ready in made:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(ready)
+            for tensor in _tensors(out):
+                tensor.record_stream(current)  # its memory is not reused before the model is done with it
+            yield out
 
     def __len__(self) -> int:
         return len(self.loader)
+
+
+def _tensors(batch: dict[str, Any]) -> Iterator[Any]:
+    for value in batch.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if not isinstance(item, np.ndarray):
+                yield item
 
 
 class TorchDataset:

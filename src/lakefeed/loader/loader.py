@@ -7,10 +7,10 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from lakefeed.loader.convert import (
     concat,
     take,
 )
+from lakefeed.loader.handoff import BatchThread, split_batches
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
 from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_type
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Loader", "LoaderStats"]
 
+T = TypeVar("T")
 STATE_VERSION = 1
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
@@ -47,6 +49,7 @@ MAX_LANES = 16
 QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
+CACHE_ROWS = "rows"  # iterate(rows_only=True): a batch's positions in the cache
 GATHER_ROWS = 4096  # rows gathered from a shuffled block per numpy call
 
 
@@ -311,6 +314,10 @@ class Loader:
             raise ConfigError(msg)
         self.memory_budget = memory_budget
         self.lanes = self._lanes()
+        if self.lanes * 2 < self.num_threads:
+            # fewer tasks decode at once than there are threads (large tasks, a small budget):
+            # each task's columns decode in parallel in Arrow's pool instead
+            self._tasks = [ScanTask(t.parts, dataclasses.replace(t.plan, use_threads=True)) for t in self._tasks]
         self._counts: list[int] | None = None
         self._epoch = 0
         self._start_batch = 0
@@ -536,6 +543,36 @@ class Loader:
     # -- iteration ---------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.iterate()
+
+    @overload
+    def iterate(self, finish: None = None, *, ahead: int = 3, rows_only: bool = False) -> Iterator[Batch]: ...
+    @overload
+    def iterate(self, finish: Callable[[Batch], T], *, ahead: int = 3, rows_only: bool = False) -> Iterator[T]: ...
+    def iterate(
+        self, finish: Callable[[Batch], Any] | None = None, *, ahead: int = 3, rows_only: bool = False
+    ) -> Iterator[Any]:
+        """Iterate the batches, each passed through ``finish`` in a thread of its own, ``ahead`` batches early.
+
+        What frameworks build on: ``finish`` turns a batch into what the consumer gets (the
+        torch adapter copies it into pinned memory and starts its copy to the GPU there), so
+        that work and the gather out of the shuffled block overlap the training step. Without
+        ``finish`` this is ``iter(loader)``. The position (``state_dict()``) counts only the
+        batches the consumer took, so resuming stays exact.
+
+        With a cache, ``rows_only=True`` hands out each batch as ``{"rows": positions}``, the
+        positions of its rows in :meth:`cached_columns` (in batch order), for adapters that keep
+        the cache elsewhere (the torch adapter's copy on a GPU) and gather there.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.it", pa.table({"x": [1.0, 2.0, 3.0]}))
+            >>> loader = lf.Loader(t, batch_size=2, features=["x"], shuffle=False)
+            >>> [len(b) for b in loader.iterate(lambda batch: batch["features"][:, 0].tolist())]
+            [2, 1]
+            >>> loader.state_dict()["epoch"]
+            1
+        """
         # A new iteration starts the current epoch from its first batch, unless a state was just
         # loaded: then it continues right after the batch the state was taken at.
         epoch = self._epoch
@@ -543,16 +580,24 @@ class Loader:
         self._resume_pending = False
         n_batches = len(self)
         self._stats = LoaderStats(epoch=epoch)
-        batches = self._cached_batches(epoch, start) if self.cache else self._streamed_batches(epoch, start)
+        if rows_only and not self.cache:
+            msg = "iterate(rows_only=True) hands out positions in the loader's cache: it needs cache='memory' or 'disk'"
+            raise ConfigError(msg)
+        batches = self._cached_batches(epoch, start, rows_only) if self.cache else self._streamed_batches(epoch, start)
+        made: Iterable[tuple[Any, np.ndarray | None, int]]
+        if finish is None:
+            made = split_batches(batches)
+            closer: Any = batches
+        else:
+            closer = made = BatchThread(batches, finish, ahead)
         index = start
         sampled: list[tuple[int, int, np.ndarray]] = []  # (batch, step k, every k-th row's table position)
         stats = self._stats
         try:
             last = time.perf_counter()
-            for batch in batches:
+            for batch, row_index, rows in made:
                 if index >= n_batches:
                     break
-                row_index = batch.pop(ROW_INDEX, None)
                 if isinstance(row_index, np.ndarray) and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
                     step = max(1, len(row_index) // QUALITY_SAMPLE)
                     sampled.append((index, step, row_index[::step].copy()))  # not a view of a gathered group
@@ -561,12 +606,12 @@ class Loader:
                 index += 1
                 self._start_batch = index
                 stats.batches += 1
-                stats.rows += len(next(iter(batch.values()))) if batch else 0
-                yield batch_of(batch)
+                stats.rows += rows
+                yield batch
                 last = time.perf_counter()
                 stats.seconds_in_consumer += last - now
         finally:
-            close = getattr(batches, "close", None)
+            close = getattr(closer, "close", None)
             if close is not None:
                 close()
             if sampled:
@@ -672,7 +717,7 @@ class Loader:
         finally:
             reader.close()
 
-    def _cached_batches(self, epoch: int, start_batch: int) -> Iterator[Columns]:
+    def _cached_batches(self, epoch: int, start_batch: int, rows_only: bool = False) -> Iterator[Columns]:
         cached = self._load_cache()
         n = len(cached[ROW_INDEX])
         rng = np.random.default_rng([self.seed, epoch, self.rank, self.world_size, 0xCAC])
@@ -688,7 +733,25 @@ class Loader:
             idx = order[i : i + b]
             if len(idx) < b and self.drop_last:
                 return
-            yield take(cached, idx)
+            yield {CACHE_ROWS: idx, ROW_INDEX: cached[ROW_INDEX][idx]} if rows_only else take(cached, idx)
+
+    def cached_columns(self) -> dict[str, Any]:
+        """The decoded rows a ``cache="memory"|"disk"`` loader keeps (read on first use), by output name.
+
+        ``"features"`` is the float matrix, then the label and pass-through columns; variable-length
+        lists are ``(values, starts)`` pairs. Batches are rows of these, in each epoch's order.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.cc", pa.table({"x": [1.0, 2.0], "y": [0, 1]}))
+            >>> cols = lf.Loader(t, batch_size=2, features=["x"], label="y", cache="memory").cached_columns()
+            >>> sorted(cols), cols["features"].shape
+            (['features', 'label'], (2, 1))
+        """
+        if not self.cache:
+            msg = "cached_columns() needs a loader made with cache='memory' or 'disk'"
+            raise ConfigError(msg)
+        return batch_of({k: v for k, v in self._load_cache().items() if k != ROW_INDEX})
 
     def _load_cache(self) -> Columns:
         with self._lock:
@@ -707,11 +770,17 @@ class Loader:
 
     # -- frameworks --------------------------------------------------------------------------
 
-    def torch(self, device: str | None = None, pin_memory: bool | None = None) -> TorchBatches:
-        """Iterate batches as dicts of torch tensors (pinned and copied to ``device`` if given)."""
+    def torch(
+        self, device: str | None = None, pin_memory: bool | None = None, *, cache_on_device: bool = False
+    ) -> TorchBatches:
+        """Iterate batches as dicts of torch tensors (pinned and copied to ``device`` if given).
+
+        ``cache_on_device=True`` keeps this loader's cache (``cache="memory"|"disk"``) on ``device``
+        and gathers each batch there; see :class:`~lakefeed.frameworks.torch.TorchBatches`.
+        """
         from lakefeed.frameworks.torch import TorchBatches
 
-        return TorchBatches(self, device=device, pin_memory=pin_memory)
+        return TorchBatches(self, device=device, pin_memory=pin_memory, cache_on_device=cache_on_device)
 
     def jax(self, device: Any = None) -> JaxBatches:
         """Iterate batches as dicts of jax arrays on ``device`` (default: JAX's default device)."""

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ROW_INDEX", "Block", "BlockReader"]
 
+FILL_ROWS = 16_384  # rows a fill helper transposes at a time
+FILL_THREADS_PER = 4  # one fill helper per this many of the loader's threads (none below 8)
 ROW_INDEX = "__lakefeed_row__"
 """The key of each row's position in the table (for the shuffle-quality statistic)."""
 Block = tuple[Columns, "np.ndarray | None"]
@@ -51,6 +53,9 @@ class BlockReader:
         self.permute = permute and loader.shuffle
         self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
         self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
+        # With many cores the one assembling thread would limit the loader: it gets helpers
+        fillers = loader.num_threads // FILL_THREADS_PER
+        self.fill_pool = ThreadPoolExecutor(fillers, thread_name_prefix="lakefeed-fill") if fillers > 1 else None
         self.decoded: dict[int, Decoded] = {}
         # per task, the blocks still to read it, the next one last
         self.uses: dict[int, list[int]] = {}
@@ -104,10 +109,24 @@ class BlockReader:
         if spec.features:
             # the one copy from Arrow: each slice is transposed straight into its rows of the block
             matrix = self._matrix(n, len(spec.features), np.dtype(spec.dtype))
+            pieces: list[tuple[Decoded, int, int, int]] = []  # (task, start, stop, row in the block)
             pos = 0
             for s, task in zip(block, tasks, strict=True):
-                task.fill(matrix[pos : pos + s.rows], s.start, s.stop)
+                step = FILL_ROWS if self.fill_pool is not None else max(1, s.rows)
+                pieces.extend(
+                    (task, lo, min(s.stop, lo + step), pos + lo - s.start) for lo in range(s.start, s.stop, step)
+                )
                 pos += s.rows
+
+            def fill(piece: tuple[Decoded, int, int, int]) -> None:
+                task, lo, hi, at = piece
+                task.fill(matrix[at : at + hi - lo], lo, hi)
+
+            if self.fill_pool is not None and len(pieces) > 1:
+                list(self.fill_pool.map(fill, pieces))  # the transposition, in parallel on many cores
+            else:
+                for piece in pieces:
+                    fill(piece)
             data[FEATURES] = matrix
         for key in tasks[0].keys:
             data[key] = concat_arrays([task.column(key, s.start, s.stop) for s, task in zip(block, tasks, strict=True)])
@@ -188,6 +207,8 @@ class BlockReader:
             for decoded in pending:  # an assembly waiting on a task that will not decode gives up
                 decoded.finish(ReaderClosedError("the loader's iteration was closed"))
             self.block_pool.shutdown(wait=True, cancel_futures=True)
+            if self.fill_pool is not None:
+                self.fill_pool.shutdown(wait=True)
             self.decode_pool.shutdown(wait=True)
             self.decoded.clear()
             self._free.clear()
