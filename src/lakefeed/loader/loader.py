@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -20,7 +19,6 @@ from lakefeed.loader.convert import (
     Batch,
     BatchSpec,
     Columns,
-    Ragged,
     batch_of,
     concat,
     take,
@@ -29,6 +27,7 @@ from lakefeed.loader.handoff import BatchThread, split_batches
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
 from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_type
+from lakefeed.loader.support import LoaderStats, detect_rank_world, digest, resolve_scan, spearman, to_disk
 from lakefeed.samplers.strategies import Balanced, Stratified, Weighted
 from lakefeed.tables.base import Scan, ScanTask, Table
 
@@ -51,87 +50,6 @@ QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
 CACHE_ROWS = "rows"  # iterate(rows_only=True): a batch's positions in the cache
 GATHER_ROWS = 4096  # rows gathered from a shuffled block per numpy call
-
-
-@dataclass
-class LoaderStats:
-    """What the loader did in the current epoch (rank-local)."""
-
-    epoch: int = 0
-    batches: int = 0
-    rows: int = 0
-    bytes_decoded: int = 0
-    tasks_decoded: int = 0
-    seconds_waiting_for_data: float = 0.0
-    seconds_in_consumer: float = 0.0
-    started: float = field(default_factory=time.perf_counter)
-    blocks_ready: int = 0
-    shuffle_spearman: float | None = None
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows yielded per second since the epoch started."""
-        elapsed = time.perf_counter() - self.started
-        return self.rows / elapsed if elapsed > 0 else 0.0
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        """The statistics as plain numbers."""
-        return {
-            "epoch": self.epoch,
-            "batches": self.batches,
-            "rows": self.rows,
-            "rows_per_second": round(self.rows_per_second, 1),
-            "bytes_decoded": self.bytes_decoded,
-            "tasks_decoded": self.tasks_decoded,
-            "seconds_waiting_for_data": round(self.seconds_waiting_for_data, 4),
-            "seconds_in_consumer": round(self.seconds_in_consumer, 4),
-            "blocks_ready": self.blocks_ready,
-            "shuffle_spearman": self.shuffle_spearman,
-        }
-
-
-def _detect_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    import sys
-
-    if rank is not None and world_size is not None:
-        return rank, world_size
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        r = dist.get_rank() if rank is None else rank
-        return r, (dist.get_world_size() if world_size is None else world_size)
-    env_rank, env_world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    r = rank if rank is not None else int(env_rank) if env_rank else 0
-    w = world_size if world_size is not None else int(env_world) if env_world else 1
-    return r, w
-
-
-def _resolve_scan(source: Table | Scan | str, columns: list[str], filter: Expr | None) -> Scan:
-    from lakefeed.tables import Warehouse, open_table
-
-    if isinstance(source, Scan):
-        if filter is not None:
-            msg = "pass filter= when the loader builds the scan, not with a Scan (it has its own filter)"
-            raise ConfigError(msg)
-        missing = [c for c in columns if c not in source.columns]
-        if missing:
-            from lakefeed.errors import ColumnNotFoundError
-
-            msg = f"the scan of {source.table.name} does not project {missing}; it has {source.columns}"
-            raise ColumnNotFoundError(msg)
-        return source
-    if isinstance(source, str):
-        source = open_table(source) if ("://" in source or "/" in source) else Warehouse().table(source)
-    if not isinstance(source, Table):
-        msg = f"Loader source must be a Table, Scan, URI or 'namespace.table', got {type(source).__name__}"
-        raise ConfigError(msg)
-    schema = source.schema
-    from lakefeed.errors import ColumnNotFoundError
-
-    unknown = [c for c in columns if c not in schema.names]
-    if unknown:
-        msg = f"loader over {source.name}: no column(s) {unknown}; columns are {schema.names}"
-        raise ColumnNotFoundError(msg)
-    return source.scan(columns=columns, filter=filter)
 
 
 class Loader:
@@ -225,7 +143,7 @@ class Loader:
         if cache not in (None, "memory", "disk"):
             msg = f"cache must be None, 'memory' or 'disk', got {cache!r}"
             raise ConfigError(msg)
-        rank, world = _detect_rank_world(rank, world_size)
+        rank, world = detect_rank_world(rank, world_size)
         if world < 1 or not 0 <= rank < world:
             msg = f"rank must be in [0, world_size): got rank={rank}, world_size={world}"
             raise ConfigError(msg)
@@ -280,7 +198,7 @@ class Loader:
         if pipeline is not None:
             made = set(pipeline.output_columns)
             read = list(dict.fromkeys([*pipeline.input_columns, *(c for c in read if c not in made)]))
-        self.scan = _resolve_scan(source, read, filter)
+        self.scan = resolve_scan(source, read, filter)
         self.output_schema: pa.Schema = (
             pipeline.output_schema(self.scan.schema) if pipeline is not None else self.scan.schema
         )
@@ -497,7 +415,7 @@ class Loader:
             "cache": self.cache,
             "rows": sum(self._task_counts()),
             "sampling": repr(self.sampling) if self.sampling is not None else None,
-            "transform": _digest(self.pipeline.to_json()) if self.pipeline is not None else None,
+            "transform": digest(self.pipeline.to_json()) if self.pipeline is not None else None,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -623,7 +541,7 @@ class Loader:
     def _quality(self, sampled: list[tuple[int, int, np.ndarray]]) -> float | None:
         b = self.batch_size
         positions = np.concatenate([i * b + np.arange(len(rows)) * step for i, step, rows in sampled])
-        return _spearman(positions, np.concatenate([rows for _, _, rows in sampled]))
+        return spearman(positions, np.concatenate([rows for _, _, rows in sampled]))
 
     def _rebatch(
         self,
@@ -764,7 +682,7 @@ class Loader:
                     reader.close()
                 data = concat(blocks) if blocks else {}
                 if self.cache == "disk" and data:
-                    data = _to_disk(data, self._cache_dir)
+                    data = to_disk(data, self._cache_dir)
                 self._cached = data
             return self._cached
 
@@ -811,36 +729,3 @@ class Loader:
             f"Loader({self.scan.table.name!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
             f"rank={self.rank}/{self.world_size}, epoch={self._epoch})"
         )
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) < 3:
-        return None
-    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
-    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
-
-
-def _to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix="lakefeed-cache-", dir=folder)
-    out: Columns = {}
-    for i, (name, array) in enumerate(data.items()):
-        if isinstance(array, Ragged) or array.dtype == object:  # kept in memory
-            out[name] = array
-            continue
-        path = os.path.join(root, f"{i}.npy")
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
-        mm[...] = array
-        mm.flush()
-        out[name] = np.load(path, mmap_mode="r")
-    return out

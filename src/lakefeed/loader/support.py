@@ -1,0 +1,135 @@
+"""The loader's helpers: its statistics, where rank and world size come from, its source, its disk cache."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lakefeed.errors import ConfigError
+from lakefeed.expr import Expr
+from lakefeed.loader.convert import Columns, Ragged
+from lakefeed.tables.base import Scan, Table
+
+__all__ = ["LoaderStats", "detect_rank_world", "digest", "resolve_scan", "spearman", "to_disk"]
+
+
+@dataclass
+class LoaderStats:
+    """What the loader did in the current epoch (rank-local)."""
+
+    epoch: int = 0
+    batches: int = 0
+    rows: int = 0
+    bytes_decoded: int = 0
+    tasks_decoded: int = 0
+    seconds_waiting_for_data: float = 0.0
+    seconds_in_consumer: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    blocks_ready: int = 0
+    shuffle_spearman: float | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows yielded per second since the epoch started."""
+        elapsed = time.perf_counter() - self.started
+        return self.rows / elapsed if elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The statistics as plain numbers."""
+        return {
+            "epoch": self.epoch,
+            "batches": self.batches,
+            "rows": self.rows,
+            "rows_per_second": round(self.rows_per_second, 1),
+            "bytes_decoded": self.bytes_decoded,
+            "tasks_decoded": self.tasks_decoded,
+            "seconds_waiting_for_data": round(self.seconds_waiting_for_data, 4),
+            "seconds_in_consumer": round(self.seconds_in_consumer, 4),
+            "blocks_ready": self.blocks_ready,
+            "shuffle_spearman": self.shuffle_spearman,
+        }
+
+
+def detect_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Rank and world size: as given, else from an initialized torch.distributed, else $RANK/$WORLD_SIZE, else 0/1."""
+    import sys
+
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        r = dist.get_rank() if rank is None else rank
+        return r, (dist.get_world_size() if world_size is None else world_size)
+    env_rank, env_world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    r = rank if rank is not None else int(env_rank) if env_rank else 0
+    w = world_size if world_size is not None else int(env_world) if env_world else 1
+    return r, w
+
+
+def resolve_scan(source: Table | Scan | str, columns: list[str], filter: Expr | None) -> Scan:
+    """The scan a loader reads: ``source`` (a Table, Scan, URI or "ns.table") projected and filtered, names checked."""
+    from lakefeed.tables import Warehouse, open_table
+
+    if isinstance(source, Scan):
+        if filter is not None:
+            msg = "pass filter= when the loader builds the scan, not with a Scan (it has its own filter)"
+            raise ConfigError(msg)
+        missing = [c for c in columns if c not in source.columns]
+        if missing:
+            from lakefeed.errors import ColumnNotFoundError
+
+            msg = f"the scan of {source.table.name} does not project {missing}; it has {source.columns}"
+            raise ColumnNotFoundError(msg)
+        return source
+    if isinstance(source, str):
+        source = open_table(source) if ("://" in source or "/" in source) else Warehouse().table(source)
+    if not isinstance(source, Table):
+        msg = f"Loader source must be a Table, Scan, URI or 'namespace.table', got {type(source).__name__}"
+        raise ConfigError(msg)
+    schema = source.schema
+    from lakefeed.errors import ColumnNotFoundError
+
+    unknown = [c for c in columns if c not in schema.names]
+    if unknown:
+        msg = f"loader over {source.name}: no column(s) {unknown}; columns are {schema.names}"
+        raise ColumnNotFoundError(msg)
+    return source.scan(columns=columns, filter=filter)
+
+
+def digest(text: str) -> str:
+    """A short stable fingerprint of ``text`` (a transform spec in a loader state)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman rank correlation of ``a`` and ``b`` (None when it is undefined: fewer than 3 values or no spread)."""
+    if len(a) < 3:
+        return None
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float64)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
+
+
+def to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
+    """The arrays written to ``.npy`` files under ``folder``, mapped back read-only (strings, lists stay in memory)."""
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="lakefeed-cache-", dir=folder)
+    out: Columns = {}
+    for i, (name, array) in enumerate(data.items()):
+        if isinstance(array, Ragged) or array.dtype == object:  # kept in memory
+            out[name] = array
+            continue
+        path = os.path.join(root, f"{i}.npy")
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
+        mm[...] = array
+        mm.flush()
+        out[name] = np.load(path, mmap_mode="r")
+    return out
