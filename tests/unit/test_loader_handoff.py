@@ -91,10 +91,9 @@ def test_an_error_in_finish_reaches_the_consumer(table: lf.Table) -> None:
 
     finish.calls = 0  # type: ignore[attr-defined]
     loader = _loader(table)
-    got = []
+    got: list[object] = []
     with pytest.raises(ValueError, match="the device is full"):
-        for b in loader.iterate(finish):
-            got.append(b)
+        got.extend(loader.iterate(finish))
     assert len(got) == 5
     assert loader.state_dict()["batch"] == 5
     assert not _threads()

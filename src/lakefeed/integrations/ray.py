@@ -22,20 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import itertools
-import logging
 import os
 import socket
-import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from lakefeed._typing import DEFAULT_TARGET_BYTES, SnapshotRef
 from lakefeed.errors import (
     ColumnNotFoundError,
-    CommitConflictError,
-    CommitError,
     ConfigError,
     DataFileNotFoundError,
     LakefeedError,
@@ -44,7 +39,7 @@ from lakefeed.errors import (
 )
 from lakefeed.expr import Expr
 from lakefeed.tables.base import ReadPlan, Scan, ScanTask, Table
-from lakefeed.tables.schema import conform
+from lakefeed.tables.iceberg_files import WRITE_ID_PROPERTY, IcebergFileAppend, WrittenFile
 
 try:
     import ray
@@ -57,21 +52,11 @@ except ImportError as _exc:  # pragma: no cover - exercised by simulating a miss
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyiceberg.io import FileIO
-    from pyiceberg.manifest import DataFile
-    from pyiceberg.table.metadata import TableMetadata
     from ray.data.context import DataContext
     from ray.data.datasource.datasink import WriteResult
 
-    from lakefeed.tables.iceberg import IcebergTable
-
 __all__ = ["WRITE_ID_PROPERTY", "LakefeedDatasink", "LakefeedDatasource", "read", "write"]
 
-logger = logging.getLogger(__name__)
-
-WRITE_ID_PROPERTY = "lakefeed.write-id"
-"""Snapshot summary property holding the id of the Ray write that made the snapshot."""
-_COMMIT_ATTEMPTS = 3
 _FILES_PER_TASK = 1_000_000
 """Spacing of the file counters of write tasks, so that file names never collide."""
 
@@ -452,61 +437,12 @@ def read(
 class _WrittenFiles:
     """What one Ray write task wrote: Iceberg data files (path, row count, column statistics)."""
 
-    def __init__(self, data_files: list[DataFile]) -> None:
+    def __init__(self, data_files: list[WrittenFile]) -> None:
         self.data_files = data_files
 
     @property
     def paths(self) -> list[str]:
-        return [str(f.file_path) for f in self.data_files]
-
-
-def _write_data_files(
-    metadata: TableMetadata, io: FileIO, data: pa.Table, write_id: uuid.UUID, counter: itertools.count[int]
-) -> list[DataFile]:
-    """Write ``data`` as Parquet data files of the table (split by partition), as ``Table.append`` does."""
-    # pyiceberg's own writer: field ids, partition split, statistics and file naming as in its append
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-    return list(_dataframe_to_data_files(table_metadata=metadata, df=data, io=io, write_uuid=write_id, counter=counter))
-
-
-def _list_files(io: FileIO, location: str, marker: str) -> list[str]:
-    """URIs of the files under ``location`` whose names contain ``marker`` (a write or commit id)."""
-    from urllib.parse import urlparse
-
-    import pyarrow.fs as pafs
-
-    parsed = urlparse(location)
-    scheme = parsed.scheme or "file"
-    fs_by_scheme = getattr(io, "fs_by_scheme", None)
-    if fs_by_scheme is not None:  # pyiceberg's PyArrowFileIO: the filesystem with the catalog's credentials
-        fs = fs_by_scheme(scheme, parsed.netloc)
-        root = parsed.path if scheme == "file" else f"{parsed.netloc}{parsed.path}"
-    else:
-        from lakefeed.io import filesystem_and_path
-
-        fs, root = filesystem_and_path(location)
-    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    found = [i.path for i in infos if i.type == pafs.FileType.File and marker in i.base_name]
-    prefix = "file://" if scheme == "file" else f"{scheme}://"
-    return [prefix + p for p in found]
-
-
-def _delete_files(io: FileIO, paths: Iterable[str]) -> list[str]:
-    """Delete files, best effort; returns those that could not be deleted."""
-    left: list[str] = []
-    for path in dict.fromkeys(paths):
-        try:
-            io.delete(path)
-        except FileNotFoundError:
-            continue
-        except Exception as exc:  # keep cleaning the others
-            logger.warning("could not delete %s: %s", path, exc)
-            left.append(path)
-    return left
-
-
-_State = Literal["writing", "committed", "unknown", "aborted"]
+        return [f.path for f in self.data_files]
 
 
 class LakefeedDatasink(Datasink[_WrittenFiles]):
@@ -544,26 +480,12 @@ class LakefeedDatasink(Datasink[_WrittenFiles]):
                 "append to it from the driver with table.append(...) per batch instead"
             )
             raise UnsupportedOperationError(msg)
-        ice = table.pyiceberg_table
-        self._table: IcebergTable | None = table  # driver only: a catalog does not pickle
+        # the append pickles to the workers without the table's catalog; it commits on the driver
+        self._append = IcebergFileAppend(table, what="Ray write", snapshot_properties=snapshot_properties)
         self.table_name = table.name
-        self.write_id = uuid.uuid4()
+        self.write_id = self._append.write_id
         self.snapshot_id: int | None = None
         """The snapshot the write committed (None before, or when there was nothing to write)."""
-        self._properties = {**(snapshot_properties or {}), WRITE_ID_PROPERTY: str(self.write_id)}
-        self._metadata = ice.metadata
-        self._io = ice.io
-        self._schema = table.schema
-        self._schema_id = ice.metadata.current_schema_id
-        self._spec_id = ice.metadata.default_spec_id
-        self._written: list[str] = []
-        self._commit_ids: list[str] = []
-        self._state: _State = "writing"
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        state["_table"] = None
-        return state
 
     def get_name(self) -> str:
         """The name Ray shows for the write operator."""
@@ -574,142 +496,22 @@ class LakefeedDatasink(Datasink[_WrittenFiles]):
 
         Columns may come in any order and widen safely; nullable columns may be missing.
         """
-        conform(schema.empty_table(), self._schema, table=self.table_name, what="Ray write")
+        self._append.check_schema(schema)
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> _WrittenFiles:
         """Write blocks as data files (on a worker); on failure delete them and re-raise."""
-        written: list[DataFile] = []
-        counter = itertools.count(int(getattr(ctx, "task_idx", 0)) * _FILES_PER_TASK)
-        try:
-            for block in blocks:
-                arrow = BlockAccessor.for_block(block).to_arrow()
-                if arrow.num_rows == 0:
-                    continue
-                data = conform(arrow, self._schema, table=self.table_name, what="Ray write")
-                written.extend(_write_data_files(self._metadata, self._io, data, self.write_id, counter))
-        except BaseException:
-            _delete_files(self._io, [str(f.file_path) for f in written])
-            raise
-        return _WrittenFiles(written)
+        first_file = int(getattr(ctx, "task_idx", 0)) * _FILES_PER_TASK
+        tables = (BlockAccessor.for_block(block).to_arrow() for block in blocks)
+        return _WrittenFiles(self._append.write(tables, first_file=first_file))
 
     def on_write_complete(self, write_result: WriteResult[_WrittenFiles]) -> None:
         """Commit every written file in one Iceberg snapshot (on the driver); clean up if that fails."""
         files = [f for r in write_result.write_returns if r is not None for f in r.data_files]
-        self._written = [str(f.file_path) for f in files]
-        if not files:
-            self._state = "committed"
-            return
-        try:
-            self._commit(files)
-        except BaseException:
-            self._abort()
-            raise
+        self.snapshot_id = self._append.commit(files)
 
     def on_write_failed(self, error: Exception) -> None:
         """Delete every file this write made (the table was not changed)."""
-        self._abort()
-
-    def _commit(self, files: list[DataFile]) -> None:
-        from pyiceberg.exceptions import CommitFailedException, CommitStateUnknownException
-
-        table = self._table
-        if table is None:
-            msg = f"Ray write to table {self.table_name}: the commit runs on the driver that made the sink"
-            raise CommitError(msg)
-        for _ in range(_COMMIT_ATTEMPTS):
-            ice = table.refresh().pyiceberg_table
-            if (ice.metadata.current_schema_id, ice.metadata.default_spec_id) != (self._schema_id, self._spec_id):
-                msg = (
-                    f"Ray write to table {self.table_name}: the table's schema or partitioning changed while the "
-                    "data files were written; the files were deleted and the table is unchanged, retry the write"
-                )
-                raise CommitConflictError(msg)
-            try:
-                tx = ice.transaction()
-                with tx.update_snapshot(snapshot_properties=self._properties).fast_append() as append:
-                    for data_file in files:
-                        append.append_data_file(data_file)
-                self._commit_ids.append(str(append.commit_uuid))
-                tx.commit_transaction()
-            except CommitFailedException:
-                continue  # another writer committed first: appends commute, redo on the new snapshot
-            except CommitStateUnknownException as exc:
-                self._state = "unknown"
-                raise CommitError(self._unknown_message(exc)) from exc
-            except Exception as exc:
-                if self._committed_after_error(table):
-                    break
-                if self._state == "unknown":
-                    raise CommitError(self._unknown_message(exc)) from exc
-                msg = f"Ray write to table {self.table_name} could not be committed ({exc}); the table is unchanged"
-                raise CommitError(msg) from exc
-            self._state = "committed"
-            snapshot = ice.current_snapshot()
-            self.snapshot_id = snapshot.snapshot_id if snapshot is not None else None
-            break
-        else:
-            msg = (
-                f"Ray write to table {self.table_name}: other writers committed first {_COMMIT_ATTEMPTS} times; "
-                "the data files were deleted and the table is unchanged, retry the write"
-            )
-            raise CommitConflictError(msg)
-        # manifests written by attempts that lost to another writer belong to no snapshot
-        self._delete_manifests(self._commit_ids[:-1])
-
-    def _unknown_message(self, exc: Exception) -> str:
-        return (
-            f"Ray write to table {self.table_name}: the catalog did not confirm the commit ({exc}); the data "
-            f"files were kept: a snapshot whose summary has {WRITE_ID_PROPERTY}={self.write_id} in "
-            "table.snapshots() means it was committed, otherwise the files can be deleted"
-        )
-
-    def _committed_after_error(self, table: IcebergTable) -> bool:
-        """After an unexpected commit error: whether the snapshot landed anyway (sets the state either way)."""
-        try:
-            snapshots = table.refresh().snapshots()
-        except Exception:  # the catalog cannot tell: the files must stay
-            self._state = "unknown"
-            return False
-        ours = [s for s in snapshots if s.summary.get(WRITE_ID_PROPERTY) == str(self.write_id)]
-        if not ours:
-            return False
-        self._state = "committed"
-        self.snapshot_id = ours[-1].snapshot_id
-        return True
-
-    def _metadata_paths(self) -> tuple[str, str]:
-        location = self._metadata.location.rstrip("/")
-        properties = self._metadata.properties
-        data_path = properties.get("write.data.path", f"{location}/data").rstrip("/")
-        metadata_path = properties.get("write.metadata.path", f"{location}/metadata").rstrip("/")
-        return data_path, metadata_path
-
-    def _delete_manifests(self, commit_ids: Sequence[str]) -> None:
-        _, metadata_path = self._metadata_paths()
-        try:
-            doomed = [p for commit_id in commit_ids for p in _list_files(self._io, metadata_path, commit_id)]
-        except Exception as exc:
-            logger.warning(
-                "Ray write %s to %s: cannot list manifests to clean up: %s", self.write_id, self.table_name, exc
-            )
-            return
-        _delete_files(self._io, doomed)
-
-    def _abort(self) -> None:
-        if self._state != "writing":
-            return
-        self._state = "aborted"
-        data_path, _ = self._metadata_paths()
-        doomed = list(self._written)
-        try:
-            # files of write tasks that finished before the failure are known only by their names
-            doomed += _list_files(self._io, data_path, str(self.write_id))
-        except Exception as exc:
-            logger.warning("Ray write %s to %s: cannot list files to clean up: %s", self.write_id, self.table_name, exc)
-        left = _delete_files(self._io, doomed)
-        if left:
-            logger.warning("Ray write %s to %s left file(s) behind: %s", self.write_id, self.table_name, left[:5])
-        self._delete_manifests(self._commit_ids)  # of commit attempts that did not land
+        self._append.abort()
 
 
 def _writable(table: Table | str | os.PathLike[str]) -> Table:
