@@ -198,6 +198,28 @@ def test_sqlite_layout_wal_and_integer_primary_key(sqlite_store: SqliteOnlineSto
     assert "k BLOB PRIMARY KEY" in tables["lakefeed_online__pairs"]
 
 
+def test_sqlite_bulk_writes_checkpoint_in_the_background(sqlite_store: SqliteOnlineStore) -> None:
+    import threading
+
+    with sqlite3.connect(sqlite_store.path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (16384,)  # a new database: large pages
+    writer = sqlite_store._conn()
+    with sqlite_store.bulk():
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)  # the writer never checkpoints
+        assert any(t.name == "lakefeed-checkpoint" for t in threading.enumerate())
+        for i in range(40):
+            sqlite_store.write_batch("g", batch(*[(k, T0 + timedelta(seconds=i), k * 100 + i) for k in range(200)]))
+        # each batch is visible as soon as it is written, to another connection too
+        with sqlite3.connect(sqlite_store.path) as other:
+            assert other.execute('SELECT count(*) FROM "lakefeed_online__g"').fetchone() == (200,)
+    assert not any(t.name == "lakefeed-checkpoint" for t in threading.enumerate())
+    assert writer.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    busy, logged, copied = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0
+    assert logged == copied  # the log is in the database
+    assert values(sqlite_store, [0, 1, 199]) == [39, 139, 19939]
+
+
 def test_sqlite_batch_failing_midway_is_rolled_back(sqlite_store: SqliteOnlineStore) -> None:
     sqlite_store.write_batch("g", batch((1, T0, 1), (2, T0, 2)))
     with sqlite3.connect(sqlite_store.path) as conn:

@@ -82,7 +82,8 @@ def materialize(
     last = registry.writes(spec.name) if has_write else 1
     inserts = list(range(first, last + 1))
     rows = updated = 0
-    with _progress(progress, spec.name, len(inserts)) as advance:
+    online = store.online_store
+    with _progress(progress, spec.name, len(inserts)) as advance, online.bulk():
         for write in inserts:
             row_filter = window
             if has_write:

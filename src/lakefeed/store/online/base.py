@@ -18,7 +18,8 @@ import json
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -327,6 +328,30 @@ class OnlineStore(ABC):
         if batch.num_rows == 0:
             return 0
         return self._write(batch)
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Many :meth:`write_batch` calls follow (a materialization): the store may defer upkeep meanwhile.
+
+        Every batch stays atomic and visible to readers as soon as it is written; only
+        housekeeping moves (SQLite copies its write-ahead log into the database in a background
+        thread instead of inside the writes). Stores with nothing to defer do nothing.
+
+        Example:
+            >>> import os, tempfile, pyarrow as pa
+            >>> from datetime import datetime
+            >>> from lakefeed.store.online import OnlineGroup, SqliteOnlineStore
+            >>> schema = pa.schema([("id", pa.int64()), ("ts", pa.timestamp("us")), ("x", pa.float64())])
+            >>> with SqliteOnlineStore(os.path.join(tempfile.mkdtemp(), "o.db")) as store:
+            ...     store.register_group(OnlineGroup("g", schema, keys=["id"], event_time="ts"))
+            ...     with store.bulk():
+            ...         for i in range(3):
+            ...             row = pa.table({"id": [i], "ts": [datetime(2024, 1, 1)], "x": [i / 2]})
+            ...             _ = store.write_batch("g", row)
+            ...     store.read("g", [2])
+            [{'x': 1.0}]
+        """
+        yield
 
     def read(
         self,

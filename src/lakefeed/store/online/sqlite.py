@@ -29,6 +29,9 @@ __all__ = ["SqliteOnlineStore"]
 
 _GROUPS = "lakefeed_online_groups"
 _IN_CHUNK = 500
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+_PAGE_BYTES = 16384
+_CHECKPOINT_EVERY_S = 0.05  # bulk(): how often the background thread copies the log into the database
 _MMAP_BYTES = 1 << 34  # reads through a memory map (SQLite caps it at its compile-time maximum)
 
 
@@ -104,6 +107,7 @@ class SqliteOnlineStore(OnlineStore):
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False, cached_statements=256
             )
+            conn.execute(f"PRAGMA page_size={_PAGE_BYTES}")  # a new database only: records of ~1 KB, fewer pages
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
@@ -175,6 +179,45 @@ class SqliteOnlineStore(OnlineStore):
                 f"INSERT INTO {_GROUPS}(name, spec) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
                 (group.name, group.to_json()),
             )
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Many writes follow: the write-ahead log is copied into the database by a background thread.
+
+        SQLite normally checkpoints inside the commit that fills its log past 1000 pages: the
+        writer waits while the log is copied and flushed to disk. Here the writing connection
+        does not checkpoint; a thread of its own runs passive checkpoints (they never block the
+        writer or readers) while the next batches are encoded and written, and a last one runs
+        at the end. Each batch is still one transaction in WAL mode.
+        """
+        conn = self._conn()
+        stop = threading.Event()
+        thread = threading.Thread(target=self._checkpoints, args=(stop,), name="lakefeed-checkpoint", daemon=True)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            try:
+                conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"checkpointing {str(self.path)!r}") from exc
+
+    def _checkpoints(self, stop: threading.Event) -> None:
+        """Passive checkpoints until ``stop`` (an error ends them: the log is then checkpointed later)."""
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+            while not stop.wait(_CHECKPOINT_EVERY_S):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            return  # nothing is lost: the writes are committed, and SQLite checkpoints at the next commits
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _write(self, batch: PreparedBatch) -> int:
         table = _table(batch.group.name)
