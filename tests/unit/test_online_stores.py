@@ -220,6 +220,20 @@ def test_sqlite_bulk_writes_checkpoint_in_the_background(sqlite_store: SqliteOnl
     assert values(sqlite_store, [0, 1, 199]) == [39, 139, 19939]
 
 
+def test_sqlite_a_failure_inside_bulk_is_raised_as_it_is(sqlite_store: SqliteOnlineStore) -> None:
+    writer = sqlite_store._conn()
+
+    def writes() -> None:
+        with sqlite_store.bulk():
+            sqlite_store.write_batch("g", batch((1, T0, 1)))
+            sqlite_store.write_batch("g", pa.table({"id": [2]}))
+
+    with pytest.raises(SchemaError, match="missing column"):
+        writes()
+    assert writer.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    assert values(sqlite_store, [1, 2]) == [1, None]  # the batch before the failure stays written
+
+
 def test_sqlite_batch_failing_midway_is_rolled_back(sqlite_store: SqliteOnlineStore) -> None:
     sqlite_store.write_batch("g", batch((1, T0, 1), (2, T0, 2)))
     with sqlite3.connect(sqlite_store.path) as conn:

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow.types as pt
@@ -200,11 +200,11 @@ class SqliteOnlineStore(OnlineStore):
         finally:
             stop.set()
             thread.join()
-            try:
+            # back to SQLite's own checkpoints, and the rest of the log now; an error here (the
+            # store closed meanwhile) must not hide the one that ended the writes, and loses nothing
+            with suppress(sqlite3.Error):
                 conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:
-                raise _translate(exc, f"checkpointing {str(self.path)!r}") from exc
 
     def _checkpoints(self, stop: threading.Event) -> None:
         """Passive checkpoints until ``stop`` (an error ends them: the log is then checkpointed later)."""
