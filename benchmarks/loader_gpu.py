@@ -39,7 +39,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,32 +47,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loader import data_dir, handwritten_numpy
+from loader import data_dir, generate, handwritten_numpy
 
 THREADS: list[int | None] = [None]  # the loader's decoding threads (--threads; default: one per core)
 Batches = Callable[[Path, int, list[str], Any, int], Iterator[tuple[Any, Any]]]
-
-
-def generate(rows: int, columns: int, files: int) -> Path:
-    """The loader benchmark's files (same seeds, same bytes), written in parallel threads."""
-    folder = data_dir(rows, columns, files)
-    if (folder / "_done").exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    per = rows // files
-
-    def write(i: int) -> None:
-        rng = np.random.default_rng(i)
-        block = rng.standard_normal((per, columns), dtype=np.float32)
-        y = (rng.random(per) < 0.3).astype(np.int64)
-        pq.write_table(
-            pa.table({**{f"f{j}": block[:, j] for j in range(columns)}, "y": y}), folder / f"part-{i:03d}.parquet"
-        )
-
-    with ThreadPoolExecutor(min(files, os.cpu_count() or 1)) as pool:
-        list(pool.map(write, range(files)))
-    (folder / "_done").touch()
-    return folder
 
 
 def mlp(columns: int, device: Any) -> tuple[Any, Any, Any]:
