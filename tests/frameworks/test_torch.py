@@ -255,6 +255,10 @@ def test_a_cache_on_the_device_gives_the_same_batches_and_resumes_exactly(uneven
     for epoch in range(2):  # the second epoch is a new permutation of the cache, on both
         _same(_rows(host.torch()), _rows(device.torch(device="cpu", cache_on_device=True)))
         assert host.epoch == device.epoch == epoch + 1
+    copy = device.device_caches["cpu"]
+    assert copy["features"].shape == (len(copy["features"]), 1)
+    list(device.torch(device="cpu", cache_on_device=True))
+    assert device.device_caches["cpu"] is copy  # made once per loader and device, reused by every epoch
     # stop after 5 batches of epoch 2, resume in a fresh loader: the rest of the epoch, bit for bit
     first = loader()
     first.set_epoch(2)

@@ -72,22 +72,28 @@ class TorchBatches:
             msg = "cache_on_device=True needs a loader made with cache='memory' or 'disk' (it copies that cache)"
             raise ConfigError(msg)
         self.cache_on_device = cache_on_device
-        self._on_device: dict[str, Any] | None = None
 
     def _device_cache(self) -> dict[str, Any]:
-        """The loader's cache as tensors on the device (numbers), or as it is (strings, lists)."""
-        if self._on_device is None:
+        """The loader's cache as tensors on the device (numbers), or as it is (strings, lists).
+
+        Made once per loader and device (kept in ``loader.device_caches``), so every epoch and
+        every ``loader.torch(...)`` reuses the copy.
+        """
+        where = str(self.device)
+        found: dict[str, Any] | None = self.loader.device_caches.get(where)
+        if found is None:
             import warnings
 
             torch = _torch()
             cached = self.loader.cached_columns()
             with warnings.catch_warnings():  # a disk cache is mapped read-only; it is only read
                 warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-                self._on_device = {
+                found = {
                     k: v if isinstance(v, tuple) or v.dtype == object else torch.from_numpy(v).to(self.device)
                     for k, v in cached.items()
                 }
-        return self._on_device
+            self.loader.device_caches[where] = found
+        return found
 
     def _gather(self, rows: np.ndarray) -> dict[str, Any]:
         """One batch out of the device cache: its rows gathered on the device, the rest on the host."""

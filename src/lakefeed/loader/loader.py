@@ -242,6 +242,8 @@ class Loader:
         self._resume_pending = False
         self._stats = LoaderStats()
         self._cached: Columns | None = None
+        self.device_caches: dict[str, Any] = {}
+        """Copies of the cache that framework adapters keep elsewhere, by device (see ``torch(cache_on_device=)``)."""
         self._lock = threading.Lock()  # guards the cache
         self._stats_lock = threading.Lock()
         self._row_sampler: RowSampler | None = self._build_sampler() if sampling is not None else None
@@ -309,6 +311,7 @@ class Loader:
         other.lanes = other._lanes()
         other._stats = LoaderStats()
         other._cached = None
+        other.device_caches = {}
         other._lock = threading.Lock()
         other._stats_lock = threading.Lock()
         return other
