@@ -229,7 +229,8 @@ def test_filter_and_strings_pass_through(table: lf.Table) -> None:
     assert [f"n{i}" for i in ids[:5]] == list(names[:5])
 
 
-def test_a_file_removed_during_the_epoch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ahead", [False, True], ids=["iter", "iterate-ahead"])
+def test_a_file_removed_during_the_epoch(tmp_path: Path, ahead: bool) -> None:
     wh = lf.Warehouse(tmp_path)
     t = wh.create_table("l.gone", pa.table({"x": np.arange(5000, dtype=np.float64)}))
     for i in range(3):
@@ -237,7 +238,8 @@ def test_a_file_removed_during_the_epoch(tmp_path: Path) -> None:
     loader = lf.Loader(
         t, batch_size=100, features=["x"], shuffle=False, target_bytes=10_000, shuffle_buffer=500, prefetch=1
     )
-    iterator = iter(loader)
+    # ahead: batches made in the loader's threads (Loader.iterate): the error still reaches the loop
+    iterator = loader.iterate(lambda b: b, ahead=1) if ahead else iter(loader)
     next(iterator)
     Path(loader._tasks[-1].files[0]).unlink()
     with pytest.raises(lf.errors.DataFileNotFoundError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -96,22 +95,6 @@ def test_an_error_in_finish_reaches_the_consumer(table: lf.Table) -> None:
         got.extend(loader.iterate(finish))
     assert len(got) == 5
     assert loader.state_dict()["batch"] == 5
-    assert not _threads()
-
-
-def test_a_file_removed_during_the_epoch_fails_through_the_threads(tmp_path: Path) -> None:
-    wh = lf.Warehouse(tmp_path)
-    t = wh.create_table("h.gone", pa.table({"x": np.arange(5000, dtype=np.float64)}))
-    for i in range(3):
-        t.append(pa.table({"x": np.arange(5000, dtype=np.float64) + i}))
-    loader = lf.Loader(
-        t, batch_size=100, features=["x"], shuffle=False, target_bytes=10_000, shuffle_buffer=500, prefetch=1
-    )
-    iterator = loader.iterate(_finish, ahead=1)
-    next(iterator)
-    Path(loader._tasks[-1].files[0]).unlink()
-    with pytest.raises(lf.errors.DataFileNotFoundError):
-        list(iterator)
     assert not _threads()
 
 
