@@ -84,12 +84,15 @@ class TorchBatches:
         if found is None:
             import warnings
 
+            from lakefeed.loader.convert import Ragged
+            from lakefeed.loader.reader import ROW_INDEX
+
             torch = _torch()
-            cached = self.loader.cached_columns()
+            cached = {k: v for k, v in self.loader._load_cache().items() if k != ROW_INDEX}
             with warnings.catch_warnings():  # a disk cache is mapped read-only; it is only read
                 warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
                 found = {
-                    k: v if isinstance(v, tuple) or v.dtype == object else torch.from_numpy(v).to(self.device)
+                    k: v if isinstance(v, Ragged) or v.dtype == object else torch.from_numpy(v).to(self.device)
                     for k, v in cached.items()
                 }
             self.loader.device_caches[where] = found
@@ -98,16 +101,13 @@ class TorchBatches:
     def _gather(self, rows: np.ndarray) -> dict[str, Any]:
         """One batch out of the device cache: its rows gathered on the device, the rest on the host."""
         torch = _torch()
-        from lakefeed.loader.convert import Ragged, take
+        from lakefeed.loader.convert import Ragged
 
         index = None
         out: dict[str, Any] = {}
         for key, value in self._device_cache().items():
-            if isinstance(value, tuple):  # a variable-length list column: gathered on the host
-                values, starts = value
-                offsets = np.append(starts, len(values)).astype(np.int64)
-                ragged = take({key: Ragged(values, offsets)}, rows)[key]
-                out.update(to_tensors({key: ragged.pair()}, device=self.device, pin_memory=self.pin_memory))  # type: ignore[union-attr]
+            if isinstance(value, Ragged):  # a variable-length list column: gathered on the host
+                out.update(to_tensors({key: value[rows].pair()}, device=self.device, pin_memory=self.pin_memory))
             elif isinstance(value, np.ndarray):
                 out[key] = value[rows]
             else:
