@@ -97,3 +97,23 @@ def lf_long() -> object:
     from pyiceberg.types import LongType
 
     return LongType()
+
+
+def test_exact_filter_keeps_passing_batches_uncopied_and_takes_the_rest() -> None:
+    from lakefeed.expr import to_pyarrow
+    from lakefeed.tables.base import ReadPlan
+
+    # "__row" and "_row" are real columns here: the filter's row number must not take their place
+    batch = pa.record_batch({"__row": [5, 1, 7, None], "_row": ["a", "b", "c", "d"], "x": [0.5, 1.5, 2.5, 3.5]})
+    expr = lf.col("__row") >= 1
+
+    def plan(e: lf.Expr) -> ReadPlan:
+        return ReadPlan("t", batch.schema, batch.schema, e, to_pyarrow(e, batch.schema))
+
+    every = plan(lf.col("x") > 0).finish(batch, filtered=False)
+    assert every is batch  # nothing dropped: the batch itself, not a copy
+    some = plan(expr).finish(batch, filtered=False)
+    assert some.to_pydict() == {"__row": [5, 1, 7], "_row": ["a", "b", "c"], "x": [0.5, 1.5, 2.5]}
+    none = plan(lf.col("x") > 9).finish(batch, filtered=False)
+    assert none.num_rows == 0
+    assert none.schema == batch.schema

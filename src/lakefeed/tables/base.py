@@ -89,7 +89,7 @@ class ReadPlan:
     def finish(self, batch: pa.RecordBatch, *, filtered: bool) -> pa.RecordBatch:
         """Apply the exact filter (unless done already), project and cast to the output schema."""
         if self.arrow_filter is not None and not filtered:
-            batch = _filter_batch(batch, self.arrow_filter)
+            batch = _filter_batch(batch, self.arrow_filter, columns_of(self.filter))
         if batch.schema.names != self.schema.names:
             batch = batch.select(self.schema.names)
         if not batch.schema.equals(self.schema):
@@ -97,14 +97,26 @@ class ReadPlan:
         return batch
 
 
-def _filter_batch(batch: pa.RecordBatch, expression: pc.Expression) -> pa.RecordBatch:
+def _filter_batch(batch: pa.RecordBatch, expression: pc.Expression, columns: Sequence[str]) -> pa.RecordBatch:
+    """The rows of ``batch`` that satisfy ``expression`` (which reads only ``columns``).
+
+    The expression is evaluated on those columns alone, next to a row number; a batch whose
+    rows all pass comes back as it is (no copy), otherwise the kept rows are taken.
+    """
+    import numpy as np
     import pyarrow as pa
 
+    n = batch.num_rows
+    names = [c for c in dict.fromkeys(columns) if c in batch.schema.names]
+    row = "__row"
+    while row in names:
+        row = "_" + row
+    small = pa.table([*(batch.column(c) for c in names), pa.array(np.arange(n, dtype=np.int64))], [*names, row])
     # Through a Table: pyarrow < 20 fails on RecordBatch.filter(expression) when no row matches.
-    table = pa.Table.from_batches([batch]).filter(expression)
-    if table.num_rows == 0:
-        return batch.slice(0, 0)
-    return table.combine_chunks().to_batches()[0]
+    kept = small.filter(expression).column(row)
+    if len(kept) == n:
+        return batch
+    return batch.take(kept.combine_chunks())
 
 
 class TablePart(ABC):
