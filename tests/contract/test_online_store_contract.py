@@ -481,12 +481,14 @@ def test_reads_from_many_threads(store: OnlineStore) -> None:
     assert errors == []
 
 
-def test_random_batches_match_a_latest_wins_model(store: OnlineStore) -> None:
+@pytest.mark.parametrize("together", [False, True], ids=["write_batch", "write_batches"])
+def test_random_batches_match_a_latest_wins_model(store: OnlineStore, together: bool) -> None:
     group = OnlineGroup("users", SCHEMA, keys=["user_id"], event_time="ts", write_order="_w")
     store.register_group(group)
     rng = random.Random(3)
     model: dict[int, tuple[tuple[int, int], int]] = {}
     sizes = [1, 5, 3000, 40, 1500, 2, 5000, 7]  # small batches and large ones (>= 1024 rows)
+    batches, written = [], []
     for write, size in enumerate(sizes, start=1):
         items = []
         for row in range(size):
@@ -499,7 +501,34 @@ def test_random_batches_match_a_latest_wins_model(store: OnlineStore) -> None:
             if uid not in model or rank >= model[uid][0]:
                 model[uid] = (rank, clicks)
                 expected_written.add(uid)
-        assert store.write_batch("users", batch) == len(expected_written)
+        batches.append(batch)
+        written.append(len(expected_written))
+        if not together:
+            assert store.write_batch("users", batch) == written[-1]
+    if together:
+        assert store.write_batches("users", iter(batches)) == sum(written)
     keys = list(range(2600))
     assert clicks_of(store, keys) == [model[k][1] if k in model else None for k in keys]
     assert store.count("users") == len(model)
+
+
+def test_write_batches_stops_at_a_bad_batch_keeping_the_ones_before(store: OnlineStore) -> None:
+    store.register_group(USERS)
+    good = [rows(*[(k, T0, step) for k in range(2000)]) for step in (1, 2)]
+    bad = rows((5, T0, 9)).set_column(1, "ts", pa.array([None], pa.timestamp("us")))
+    after = rows((1, T0 + timedelta(hours=1), 3))
+    with pytest.raises(SchemaError, match="'ts' has 1 null"):
+        store.write_batches("users", iter([*good, bad, after]))
+    assert clicks_of(store, [0, 1, 1999, 2000]) == [2, 2, 2, None]  # both good batches, not the one after
+    assert store.count("users") == 2000
+    assert store.write_batches("users", iter([])) == 0
+
+
+def test_write_batches_writes_only_the_winners_of_each_batch(store: OnlineStore) -> None:
+    store.register_group(USERS)
+    store.write_batch("users", rows(*[(k, T0 + timedelta(hours=k % 2), 1) for k in range(3000)]))
+    # odd keys hold a newer event: of the next batch only the even keys win, of the one after all
+    later = [rows(*[(k, T0, 2) for k in range(3000)]), rows(*[(k, T0 + timedelta(hours=2), 3) for k in range(10)])]
+    assert store.write_batches("users", iter(later)) == 1500 + 10
+    assert clicks_of(store, [0, 1, 2, 3, 10, 11]) == [3, 3, 3, 3, 2, 1]
+    assert store.count("users") == 3000

@@ -8,7 +8,7 @@ code runs on a PostgreSQL catalog, object storage and Redis.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -91,12 +91,12 @@ class FeatureStore:
             self._online = open_online_store(str(self._online_target))
         return self._online
 
-    def _write_online(self, spec: FeatureGroupSpec, rows: pa.Table) -> int:
+    def _write_online(self, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
         store = self.online_store
         if store is None:
             msg = f"feature group {spec.name!r} is online but this FeatureStore has no online store; pass online=..."
             raise ConfigError(msg)
-        return int(_online_write(store, spec, rows))
+        return int(_online_write(store, spec, batches))
 
     # -- feature groups -------------------------------------------------------------------------
 
@@ -398,8 +398,8 @@ def _pipeline_json(transform: Any) -> str | None:
     return pipeline.to_json()
 
 
-def _online_write(store: Any, spec: FeatureGroupSpec, rows: pa.Table) -> int:
-    """Write ``rows`` to the online store in one atomic batch (the store keeps the latest per key)."""
+def _online_write(store: Any, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
+    """Write ``batches`` to the online store, each atomically, in order (the store keeps the latest per key)."""
     from lakefeed.store.online.base import OnlineGroup
 
     name = spec.name
@@ -415,4 +415,4 @@ def _online_write(store: Any, spec: FeatureGroupSpec, rows: pa.Table) -> int:
                 ttl=spec.ttl,
             )
         )
-    return int(store.write_batch(name, rows))
+    return int(store.write_batches(name, batches))

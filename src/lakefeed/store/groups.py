@@ -148,7 +148,8 @@ class FeatureGroup:
         online_rows = 0
         if spec.online and rows.num_rows:
             try:
-                online_rows = self.store._write_online(spec, rows.append_column(WRITE_COLUMN, order))
+                # one batch: the online side of an insert is atomic, like its offline side
+                online_rows = self.store._write_online(spec, [rows.append_column(WRITE_COLUMN, order)])
             except BaseException:
                 low, high = write << 32, (write + 1) << 32
                 from lakefeed.expr import col

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from lakefeed.errors import ConfigError
 from lakefeed.store.definitions import WRITE_COLUMN
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lakefeed.store.feature_store import FeatureStore
     from lakefeed.store.groups import FeatureGroup
 
@@ -89,17 +92,27 @@ def materialize(
             if has_write:
                 in_insert = (col(WRITE_COLUMN) >= write << 32) & (col(WRITE_COLUMN) < (write + 1) << 32)
                 row_filter = in_insert if row_filter is None else row_filter & in_insert
-            for batch in table.scan(filter=row_filter).to_batches():
-                if batch.num_rows:
-                    import pyarrow as pa
-
-                    updated += store._write_online(spec, pa.Table.from_batches([batch]))
-                    rows += batch.num_rows
+            read = _Counted(table.scan(filter=row_filter).to_batches())
+            updated += store._write_online(spec, read)
+            rows += read.rows
             if window is None and has_write:
                 registry.set_materialized(spec.name, write)
             advance()
     watermark = registry.materialized(spec.name) if has_write else 0
     return MaterializeResult(spec.name, rows, updated, len(inserts), time.perf_counter() - began, watermark)
+
+
+class _Counted:
+    """Batches passed through, counting their rows."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            self.rows += batch.num_rows
+            yield batch
 
 
 class _progress:

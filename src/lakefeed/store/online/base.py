@@ -18,7 +18,7 @@ import json
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -329,6 +329,34 @@ class OnlineStore(ABC):
             return 0
         return self._write(batch)
 
+    def write_batches(self, name: str, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
+        """Write batches one after another, each atomically and in order, as :meth:`write_batch` would.
+
+        Stores that can overlap work do: Redis encodes the next batch while the server applies
+        the one before. A failure leaves the batches before the failing one written, and it and
+        those after it not.
+
+        Returns:
+            How many keys got a new record, over all batches.
+
+        Raises:
+            SchemaError, OnlineStoreError, OnlineStoreUnavailableError: As :meth:`write_batch`.
+
+        Example:
+            >>> import os, tempfile, pyarrow as pa
+            >>> from datetime import datetime
+            >>> from lakefeed.store.online import OnlineGroup, SqliteOnlineStore
+            >>> schema = pa.schema([("id", pa.int64()), ("ts", pa.timestamp("us")), ("x", pa.float64())])
+            >>> rows = [pa.table({"id": [i], "ts": [datetime(2024, 1, 1)], "x": [i / 2]}) for i in range(3)]
+            >>> with SqliteOnlineStore(os.path.join(tempfile.mkdtemp(), "o.db")) as store:
+            ...     store.register_group(OnlineGroup("g", schema, keys=["id"], event_time="ts"))
+            ...     store.write_batches("g", rows)
+            3
+        """
+        group = self.group(name)
+        prepared = (_batch.prepare(group, data) for data in batches)
+        return self._write_many(batch for batch in prepared if batch.num_rows)
+
     @contextmanager
     def bulk(self) -> Iterator[None]:
         """Many :meth:`write_batch` calls follow (a materialization): the store may defer upkeep meanwhile.
@@ -470,6 +498,10 @@ class OnlineStore(ABC):
     @abstractmethod
     def _write(self, batch: _batch.PreparedBatch) -> int:
         """Apply a prepared batch (distinct keys) atomically; return how many keys were written."""
+
+    def _write_many(self, batches: Iterator[_batch.PreparedBatch]) -> int:
+        """Apply prepared batches in order, each atomically; the total :meth:`_write` returned."""
+        return sum(self._write(batch) for batch in batches)
 
     @abstractmethod
     def _get(self, group: OnlineGroup, keys: list[bytes]) -> list[bytes | None]:

@@ -4,27 +4,32 @@ Keys, under the configured prefix ``P`` (default ``lakefeed:``):
 
 - ``P groups``: a hash, group name -> group JSON;
 - ``P v:<group>:<key>``: one string per entity, the encoded record (see ``_codec``);
-- ``P t:<group>``: a hash, entity key -> 25 bytes (a 1, then event time, created time and write
-  order as big-endian int64): the times to compare against, and the group's key set (``count``
-  is its ``HLEN``, exact);
+- ``P n:<group>``: the number of keys the group holds (``count``, exact);
 - ``P b:<group>``: a 2 MiB bitmap with the bit ``hash(key) mod 2**24`` set for every key ever
   written: a key whose bit is clear is new, so its stored times need not be fetched.
 
-A batch is written with optimistic locking: ``WATCH`` the group's times hash and bitmap and the
-groups hash; fetch the stored times of the batch's keys that may exist (a short Lua script returns
-them as one string); compare them with the batch's times in numpy; then ``MULTI``, ``MSET`` the
-winning records, ``HSET`` their times (in chunks, all queued), set their bits, ``EXEC``. EXEC
-applies everything or, if another writer touched the group meanwhile, nothing (then the batch is
-tried again). Commands are packed into the Redis protocol with Arrow and numpy in bulk, not
-argument by argument. A batch's commands are queued in Redis until EXEC, so Redis needs memory for
-about twice the batch while it runs; batches of up to 1M rows x 1 KB were tested. Redis Cluster is
+A record's times (event, created, write order) are in its fixed 29-byte header, so nothing else is
+stored per key. A batch is written with optimistic locking: ``WATCH`` the group's counter and
+bitmap and the groups hash; fetch the stored times of the batch's keys that may exist (a short Lua
+script reads each record's header with ``GETRANGE`` and returns them all as one string); compare
+them with the batch's times in numpy; then ``MULTI``, ``MSET`` the winning records (in chunks, all
+queued), add the keys that were new to the counter, set their bits, ``EXEC``. EXEC applies
+everything or, if another writer touched the group meanwhile, nothing (then the batch is tried
+again). Deleting a group finds its records with ``SCAN``, inside one script. Commands are packed
+into the Redis protocol with Arrow and numpy in bulk, not argument by argument. A batch's commands
+are queued in Redis until EXEC, so Redis needs memory for about twice the batch while it runs;
+batches of up to 1M rows x 1 KB were tested. ``write_batches`` pipelines: while Redis applies one
+batch's transaction, the next batch's records are encoded. Redis Cluster is
 not supported (a batch spans many hash slots).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,30 +49,38 @@ _FETCH_KEYS = 65_536
 _ATTEMPTS = 20
 _BITMAP_BITS = 1 << 24
 _BITMAP_MIN_ROWS = 1024
+_SPECULATE_BYTES = 256 << 20
+"""Largest batch (feature bytes) whose records _pipeline encodes ahead, before it knows the winners."""
 
-# Stored times of ARGV's fields in hash KEYS[1], as one string: 25 bytes per field, zeros if missing.
+# Stored times of the records ARGV[1] .. ARGV[i] (i >= 2), as one string: per record 25 bytes, a 1
+# then bytes 5-28 of its header (event time, created time, write order), or 25 zeros if missing.
 _FETCH = """
 local out = {}
 local miss = string.rep('\\0', 25)
-for s = 1, #ARGV, 4000 do
-  local r = redis.call('HMGET', KEYS[1], unpack(ARGV, s, math.min(s + 3999, #ARGV)))
-  for i = 1, #r do out[#out + 1] = r[i] or miss end
+local prefix = ARGV[1]
+for i = 2, #ARGV do
+  local t = redis.call('GETRANGE', prefix .. ARGV[i], 5, 28)
+  if #t == 24 then out[#out + 1] = '\\1' .. t else out[#out + 1] = miss end
 end
 return table.concat(out)
 """
 
-# Delete group ARGV[1]: its records (ARGV[2] .. field for each field of KEYS[2]), KEYS[2] (times),
+# Delete group ARGV[1]: its records (the keys matching the pattern ARGV[2]), KEYS[2] (counter),
 # KEYS[3] (key bitmap) and its entry in KEYS[1]; one script, so readers see all of it or nothing.
 _DELETE = """
-local fields = redis.call('HKEYS', KEYS[2])
-for s = 1, #fields, 1000 do
-  local ks = {}
-  for i = s, math.min(s + 999, #fields) do ks[#ks + 1] = ARGV[2] .. fields[i] end
-  redis.call('UNLINK', unpack(ks))
-end
+local cursor, n = '0', 0
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', 1000)
+  cursor = r[1]
+  local found = r[2]
+  for s = 1, #found, 1000 do
+    redis.call('UNLINK', unpack(found, s, math.min(s + 999, #found)))
+  end
+  n = n + #found
+until cursor == '0'
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HDEL', KEYS[1], ARGV[1])
-return #fields
+return n
 """
 
 
@@ -117,8 +130,8 @@ class RedisOnlineStore(OnlineStore):
     def __repr__(self) -> str:
         return f"RedisOnlineStore({_redact(self.config.url)!r}, prefix={self.config.prefix!r})"
 
-    def _times_key(self, name: str) -> bytes:
-        return self._prefix + b"t:" + name.encode()
+    def _count_key(self, name: str) -> bytes:
+        return self._prefix + b"n:" + name.encode()
 
     def _bits_key(self, name: str) -> bytes:
         return self._prefix + b"b:" + name.encode()
@@ -152,11 +165,13 @@ class RedisOnlineStore(OnlineStore):
         self._call(f"registering group {group.name!r}", "hset", self._groups_key, group.name, group.to_json())
 
     def _count(self, group: OnlineGroup) -> int:
-        return int(self._call(f"counting group {group.name!r}", "hlen", self._times_key(group.name)))
+        raw = self._call(f"counting group {group.name!r}", "get", self._count_key(group.name))
+        return 0 if raw is None else int(raw)
 
     def _delete(self, name: str) -> None:
-        keys = [self._groups_key, self._times_key(name), self._bits_key(name)]
-        self._call(f"deleting group {name!r}", "eval", _DELETE, 3, *keys, name, self._value_prefix(name))
+        keys = [self._groups_key, self._count_key(name), self._bits_key(name)]
+        pattern = _glob_escape(self._value_prefix(name)) + b"*"
+        self._call(f"deleting group {name!r}", "eval", _DELETE, 3, *keys, name, pattern)
 
     def _get(self, group: OnlineGroup, keys: list[bytes]) -> list[bytes | None]:
         prefix = self._value_prefix(group.name)
@@ -171,42 +186,113 @@ class RedisOnlineStore(OnlineStore):
         self._client.connection_pool.disconnect()
 
     def _write(self, batch: PreparedBatch) -> int:
-        name = batch.group.name
+        return self._on_connection(batch.group.name, lambda conn: self._retrying(conn, batch))
+
+    def _write_many(self, batches: Iterator[PreparedBatch]) -> int:
+        first = next(batches, None)
+        if first is None:
+            return 0
+        return self._on_connection(first.group.name, lambda conn: self._pipeline(conn, first, batches))
+
+    def _on_connection(self, name: str, work: Callable[[Any], int]) -> int:
+        """Run ``work`` on a pooled connection, turning Redis errors into lakefeed's."""
+        pool = self._client.connection_pool
+        doing = f"writing to group {name!r}"
+        try:
+            conn = pool.get_connection()
+        except (self._errors.ConnectionError, self._errors.TimeoutError) as exc:
+            raise self._unavailable(doing, exc) from exc
+        try:
+            return work(conn)
+        except (self._errors.ConnectionError, self._errors.TimeoutError) as exc:
+            conn.disconnect()
+            raise self._unavailable(doing, exc) from exc
+        except self._errors.RedisError as exc:
+            conn.disconnect()
+            msg = f"writing to group {name!r} in {self!r}: Redis refused: {exc}"
+            raise OnlineStoreError(msg) from exc
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _retrying(self, conn: Any, batch: PreparedBatch) -> int:
+        """Optimistic tries until one is not interfered with."""
         for attempt in range(_ATTEMPTS):
-            pool = self._client.connection_pool
-            doing = f"writing to group {name!r}"
-            try:
-                conn = pool.get_connection()
-            except (self._errors.ConnectionError, self._errors.TimeoutError) as exc:
-                raise self._unavailable(doing, exc) from exc
-            try:
-                written = self._attempt(conn, batch)
-            except (self._errors.ConnectionError, self._errors.TimeoutError) as exc:
-                conn.disconnect()
-                raise self._unavailable(doing, exc) from exc
-            except self._errors.RedisError as exc:
-                conn.disconnect()
-                msg = f"writing to group {name!r} in {self!r}: Redis refused: {exc}"
-                raise OnlineStoreError(msg) from exc
-            except BaseException:
-                conn.disconnect()
-                raise
-            finally:
-                pool.release(conn)
+            written = self._attempt(conn, batch)
             if written is not None:
                 return written
             time.sleep(min(0.001 * 2**attempt, 0.1))
+        name = batch.group.name
         msg = f"writing to group {name!r}: other writers kept changing the group; gave up after {_ATTEMPTS} attempts"
         raise OnlineStoreError(msg)
 
     def _attempt(self, conn: Any, batch: PreparedBatch) -> int | None:
         """One optimistic try: the number of keys written, or None if another writer interfered."""
+        plan = self._check(conn, batch)
+        if plan is None:
+            return 0
+        conn.send_packed_command([_pack(b"MULTI")])
+        queued = 0
+        sending: Future[None] | None = None  # the previous slice, sent while this one is built
+        try:
+            for mset in self._msets(batch, plan.rows):
+                if sending is not None:
+                    sending.result()
+                sending = self._sender.submit(conn.send_packed_command, mset)
+                queued += 1
+        finally:
+            if sending is not None:
+                sending.result()
+        conn.send_packed_command(plan.tail)
+        return self._exec_result(conn, queued + 2, plan.count)
+
+    def _pipeline(self, conn: Any, first: PreparedBatch, rest: Iterator[PreparedBatch]) -> int:
+        """Write ``first`` then ``rest``, one transaction each, encoding a batch while Redis applies the one before.
+
+        The next batch's records are encoded on the guess that all of them win (true of new keys
+        and of newer rows); if the stored times say otherwise, only the winners are encoded again.
+        """
+        total = 0
+        pending: _Pending | None = None
+        try:
+            for batch in itertools.chain([first], rest):
+                small = sum(f.nbytes for f in batch.features) <= _SPECULATE_BYTES
+                guess = list(self._msets(batch, None)) if small else None
+                if pending is not None:
+                    settling, pending = pending, None
+                    total += self._settle(conn, settling)
+                plan = self._check(conn, batch)
+                if plan is None:
+                    continue
+                msets = guess if plan.rows is None and guess is not None else list(self._msets(batch, plan.rows))
+                del guess
+                commands = [_pack(b"MULTI"), *itertools.chain.from_iterable(msets), *plan.tail]
+                sent = self._sender.submit(conn.send_packed_command, commands)
+                pending = _Pending(batch, plan.count, len(msets) + 2, sent)
+            if pending is not None:
+                settling, pending = pending, None
+                total += self._settle(conn, settling)
+        finally:
+            if pending is not None:  # a later batch failed to prepare: the one sent before it is still written
+                self._settle(conn, pending)
+        return total
+
+    def _settle(self, conn: Any, pending: _Pending) -> int:
+        """Finish a transaction sent by _pipeline; if another writer interfered, write the batch again."""
+        pending.sent.result()
+        written = self._exec_result(conn, pending.queued, pending.count)
+        return self._retrying(conn, pending.batch) if written is None else written
+
+    def _check(self, conn: Any, batch: PreparedBatch) -> _Plan | None:
+        """WATCH the group, compare the batch with the stored times: what to write, or None for nothing."""
         group = batch.group
-        tkey, bkey = self._times_key(group.name), self._bits_key(group.name)
+        ckey, bkey = self._count_key(group.name), self._bits_key(group.name)
         n = batch.num_rows
         bits = _codec.key_hashes(batch.keys) & np.uint64(_BITMAP_BITS - 1)
         large = n >= _BITMAP_MIN_ROWS
-        head = [_pack(b"WATCH", tkey, bkey, self._groups_key), _pack(b"HGET", self._groups_key, group.name.encode())]
+        head = [_pack(b"WATCH", ckey, bkey, self._groups_key), _pack(b"HGET", self._groups_key, group.name.encode())]
         conn.send_packed_command([*head, _pack(b"GET", bkey)] if large else head)
         conn.read_response()
         spec = conn.read_response()
@@ -226,50 +312,38 @@ class RedisOnlineStore(OnlineStore):
         ask = ask if large else np.arange(n)
         old = np.zeros(n, dtype=_STORED)
         if len(ask):
-            old[ask] = self._fetch(conn, tkey, batch.keys.take(ask))
+            old[ask] = self._fetch(conn, self._value_prefix(group.name), batch.keys.take(ask))
         rows = np.flatnonzero((old["f"] == 0) | newer_or_equal(batch.times(), old))
         if len(rows) == 0:
             self._unwatch(conn)
-            return 0
-        everything = len(rows) == n
-        vprefix = self._value_prefix(group.name)
-        conn.send_packed_command([_pack(b"MULTI")])
-        queued = 0
-        sending: Future[None] | None = None  # the previous slice, sent while this one is built
-        try:
-            for start, stop in batch.slices(None if everything else rows):
-                idx = np.arange(start, stop) if everything else rows[start:stop]
-                m = len(idx)
-                keys = batch.keys.slice(start, m) if everything else batch.keys.take(idx)
-                records = batch.record_parts(start, stop, None if everything else rows)
-                times = np.empty(m, dtype=_STORED)
-                times["f"] = 1
-                times["e"], times["c"], times["o"] = batch.event[idx], batch.created[idx], batch.order[idx]
-                mset = _command([b"MSET"], [[_codec.constant(vprefix, m), keys], records], m)
-                hset = _command([b"HSET", tkey], [[keys], [times.view(np.uint8).reshape(m, -1)]], m)
-                if sending is not None:
-                    sending.result()
-                sending = self._sender.submit(conn.send_packed_command, mset + hset)
-                queued += 2
-        finally:
-            if sending is not None:
-                sending.result()
+            return None
+        new = int(np.count_nonzero(old["f"][rows] == 0))
         written = bits[rows]
         if large:
             np.bitwise_or.at(bitmap, written >> np.uint64(3), (128 >> (written & np.uint64(7))).astype(np.uint8))
-            conn.send_packed_command([_pack(b"SET", bkey, bitmap.tobytes())])
+            mark = _pack(b"SET", bkey, bitmap.tobytes())
         else:
             ops = [arg for bit in written.tolist() for arg in (b"SET", b"u1", b"%d" % bit, b"1")]
-            conn.send_packed_command([_pack(b"BITFIELD", bkey, *ops)])
-        conn.send_packed_command([_pack(b"EXEC")])
-        return self._exec_result(conn, queued + 1, len(rows))
+            mark = _pack(b"BITFIELD", bkey, *ops)
+        # INCRBY is sent even for +0: it changes the counter, so any other writer's WATCH fails
+        tail = [mark, _pack(b"INCRBY", ckey, b"%d" % new), _pack(b"EXEC")]
+        return _Plan(None if len(rows) == n else rows, len(rows), tail)
 
-    def _fetch(self, conn: Any, tkey: bytes, keys: _codec.Arr) -> np.ndarray[Any, Any]:
+    def _msets(self, batch: PreparedBatch, rows: np.ndarray[Any, Any] | None) -> Iterator[list[bytes | memoryview]]:
+        """``MSET`` commands of the records of ``rows`` (all if None), a slice of rows each."""
+        vprefix = self._value_prefix(batch.group.name)
+        for start, stop in batch.slices(rows):
+            m = stop - start
+            keys = batch.keys.slice(start, m) if rows is None else batch.keys.take(rows[start:stop])
+            records = batch.record_parts(start, stop, rows)
+            yield _command([b"MSET"], [[_codec.constant(vprefix, m), keys], records], m)
+
+    def _fetch(self, conn: Any, vprefix: bytes, keys: _codec.Arr) -> np.ndarray[Any, Any]:
         """The stored times of ``keys`` (zeros where missing), by the _FETCH script in chunks."""
         out: list[bytes | memoryview] = []
         for start in range(0, len(keys), _FETCH_KEYS):
             chunk = keys.slice(start, _FETCH_KEYS)
-            out += _command([b"EVAL", _FETCH.encode(), b"1", tkey], [[chunk]], len(chunk))
+            out += _command([b"EVAL", _FETCH.encode(), b"0", vprefix], [[chunk]], len(chunk))
         conn.send_packed_command(out)
         stored = b"".join(conn.read_response() for _ in range(0, len(keys), _FETCH_KEYS))
         return np.frombuffer(stored, dtype=_STORED)
@@ -299,6 +373,25 @@ class RedisOnlineStore(OnlineStore):
         return written
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one optimistic try writes: its rows (None: all), their number, and the commands that end it."""
+
+    rows: np.ndarray[Any, Any] | None
+    count: int
+    tail: list[bytes]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A transaction _pipeline has handed to the sender thread; its replies are still to be read."""
+
+    batch: PreparedBatch
+    count: int
+    queued: int
+    sent: Future[None]
+
+
 def _redact(url: str) -> str:
     """``url`` without its password."""
     scheme, sep, rest = url.partition("://")
@@ -307,6 +400,13 @@ def _redact(url: str) -> str:
         return url
     user = userinfo.split(":", 1)[0]
     return f"{scheme}://{user + ':' if user else ''}***@{host}"
+
+
+def _glob_escape(text: bytes) -> bytes:
+    """``text`` as a literal in a Redis ``MATCH`` pattern."""
+    for special in (b"\\", b"*", b"?", b"[", b"]"):
+        text = text.replace(special, b"\\" + special)
+    return text
 
 
 def _pack(*args: bytes) -> bytes:
