@@ -185,7 +185,7 @@ def _optional_times(group: OnlineGroup, name: str | None, n: int, checked: Calla
 def _latest_per_key(batch: PreparedBatch) -> PreparedBatch:
     """Keep, for each key, the row with the greatest (event, created, order), the last on ties."""
     n = batch.num_rows
-    if n < 2 or pc.count_distinct(batch.keys).as_py() == n:
+    if n < 2 or _distinct(batch):
         return batch
     encoded: Any = batch.keys.dictionary_encode()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
@@ -203,6 +203,14 @@ def _latest_per_key(batch: PreparedBatch) -> PreparedBatch:
         batch.order[keep],
         [f.take(take) for f in batch.features],
     )
+
+
+def _distinct(batch: PreparedBatch) -> bool:
+    """Whether every key of the batch is different (for one integer key column, by sorting: faster)."""
+    if len(batch.key_columns) == 1 and pt.is_integer(batch.key_columns[0].type):
+        ordered = np.sort(batch.key_columns[0].to_numpy(zero_copy_only=False))
+        return not bool((ordered[1:] == ordered[:-1]).any())
+    return bool(pc.count_distinct(batch.keys).as_py() == batch.num_rows)
 
 
 def encode_key(group: OnlineGroup, key: EntityKey) -> bytes:
