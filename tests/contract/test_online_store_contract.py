@@ -532,3 +532,20 @@ def test_write_batches_writes_only_the_winners_of_each_batch(store: OnlineStore)
     assert store.write_batches("users", iter(later)) == 1500 + 10
     assert clicks_of(store, [0, 1, 2, 3, 10, 11]) == [3, 3, 3, 3, 2, 1]
     assert store.count("users") == 3000
+
+
+def test_a_client_sees_what_another_wrote_between_its_own_writes(open_store: Opener) -> None:
+    """A large batch of keys another client wrote since this client's last write keeps the newer rows."""
+    a, b = open_store(), open_store()
+    a.register_group(USERS)
+    later = T0 + timedelta(hours=1)
+    a.write_batch("users", rows(*[(k, later, 1) for k in range(2000)]))
+    b.write_batch("users", rows(*[(k, later, 2) for k in range(2000, 4000)]))
+    assert a.write_batches("users", iter([rows(*[(k, T0, 3) for k in range(4000)])])) == 0  # all older
+    assert clicks_of(a, [0, 1999, 2000, 3999]) == [1, 1, 2, 2]
+    b.delete_group("users")
+    b.register_group(USERS)
+    b.write_batch("users", rows(*[(k, later, 4) for k in range(1500)]))
+    assert a.write_batch("users", rows(*[(k, T0, 5) for k in range(3000)])) == 1500  # keys 1500.. are new again
+    assert clicks_of(a, [0, 1499, 1500, 2999]) == [4, 4, 5, 5]
+    assert a.count("users") == 3000

@@ -6,14 +6,16 @@ Keys, under the configured prefix ``P`` (default ``lakefeed:``):
 - ``P v:<group>:<key>``: one string per entity, the encoded record (see ``_codec``);
 - ``P n:<group>``: the number of keys the group holds (``count``, exact);
 - ``P b:<group>``: a 2 MiB bitmap with the bit ``hash(key) mod 2**24`` set for every key ever
-  written: a key whose bit is clear is new, so its stored times need not be fetched.
+  written: a key whose bit is clear is new, so its stored times need not be fetched;
+- ``P w:<group>``: a random token, replaced by every write: a client that knows the bitmap as of
+  its own last write (the token it set is still there) does not read it again.
 
 A record's times (event, created, write order) are in its fixed 29-byte header, so nothing else is
-stored per key. A batch is written with optimistic locking: ``WATCH`` the group's counter and
-bitmap and the groups hash; fetch the stored times of the batch's keys that may exist (a short Lua
+stored per key. A batch is written with optimistic locking: ``WATCH`` the group's token and the
+groups hash; fetch the stored times of the batch's keys that may exist (a short Lua
 script reads each record's header with ``GETRANGE`` and returns them all as one string); compare
 them with the batch's times in numpy; then ``MULTI``, ``MSET`` the winning records (in chunks, all
-queued), add the keys that were new to the counter, set their bits, ``EXEC``. EXEC applies
+queued), add the keys that were new to the counter, set their bits, set a new token, ``EXEC``. EXEC applies
 everything or, if another writer touched the group meanwhile, nothing (then the batch is tried
 again). Deleting a group finds its records with ``SCAN``, inside one script. Commands are packed
 into the Redis protocol with Arrow and numpy in bulk, not argument by argument. A batch's commands
@@ -26,6 +28,7 @@ not supported (a batch spans many hash slots).
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -66,7 +69,8 @@ return table.concat(out)
 """
 
 # Delete group ARGV[1]: its records (the keys matching the pattern ARGV[2]), KEYS[2] (counter),
-# KEYS[3] (key bitmap) and its entry in KEYS[1]; one script, so readers see all of it or nothing.
+# KEYS[3] (key bitmap), KEYS[4] (token) and its entry in KEYS[1]; one script, so readers see all
+# of it or nothing.
 _DELETE = """
 local cursor, n = '0', 0
 repeat
@@ -78,7 +82,7 @@ repeat
   end
   n = n + #found
 until cursor == '0'
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HDEL', KEYS[1], ARGV[1])
 return n
 """
@@ -126,12 +130,16 @@ class RedisOnlineStore(OnlineStore):
         prefix = config.prefix
         self._groups_key = f"{prefix}groups".encode()
         self._prefix = prefix.encode()
+        self._bitmaps: dict[str, tuple[bytes, np.ndarray[Any, Any]]] = {}  # group -> (token, bitmap) it wrote
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({_redact(self.config.url)!r}, prefix={self.config.prefix!r})"
 
     def _count_key(self, name: str) -> bytes:
         return self._prefix + b"n:" + name.encode()
+
+    def _token_key(self, name: str) -> bytes:
+        return self._prefix + b"w:" + name.encode()
 
     def _bits_key(self, name: str) -> bytes:
         return self._prefix + b"b:" + name.encode()
@@ -169,9 +177,9 @@ class RedisOnlineStore(OnlineStore):
         return 0 if raw is None else int(raw)
 
     def _delete(self, name: str) -> None:
-        keys = [self._groups_key, self._count_key(name), self._bits_key(name)]
+        keys = [self._groups_key, self._count_key(name), self._bits_key(name), self._token_key(name)]
         pattern = _glob_escape(self._value_prefix(name)) + b"*"
-        self._call(f"deleting group {name!r}", "eval", _DELETE, 3, *keys, name, pattern)
+        self._call(f"deleting group {name!r}", "eval", _DELETE, len(keys), *keys, name, pattern)
 
     def _get(self, group: OnlineGroup, keys: list[bytes]) -> list[bytes | None]:
         prefix = self._value_prefix(group.name)
@@ -246,7 +254,7 @@ class RedisOnlineStore(OnlineStore):
             if sending is not None:
                 sending.result()
         conn.send_packed_command(plan.tail)
-        return self._exec_result(conn, queued + 2, plan.count)
+        return self._done(plan, self._exec_result(conn, queued + 3, plan.count))
 
     def _pipeline(self, conn: Any, first: PreparedBatch, rest: Iterator[PreparedBatch]) -> int:
         """Write ``first`` then ``rest``, one transaction each, encoding a batch while Redis applies the one before.
@@ -270,7 +278,7 @@ class RedisOnlineStore(OnlineStore):
                 del guess
                 commands = [_pack(b"MULTI"), *itertools.chain.from_iterable(msets), *plan.tail]
                 sent = self._sender.submit(conn.send_packed_command, commands)
-                pending = _Pending(batch, plan.count, len(msets) + 2, sent)
+                pending = _Pending(batch, plan, len(msets) + 3, sent)
             if pending is not None:
                 settling, pending = pending, None
                 total += self._settle(conn, settling)
@@ -282,26 +290,44 @@ class RedisOnlineStore(OnlineStore):
     def _settle(self, conn: Any, pending: _Pending) -> int:
         """Finish a transaction sent by _pipeline; if another writer interfered, write the batch again."""
         pending.sent.result()
-        written = self._exec_result(conn, pending.queued, pending.count)
+        written = self._done(pending.plan, self._exec_result(conn, pending.queued, pending.plan.count))
         return self._retrying(conn, pending.batch) if written is None else written
+
+    def _done(self, plan: _Plan, written: int | None) -> int | None:
+        """After EXEC: remember the bitmap this client wrote (with its token), if EXEC ran."""
+        if written is not None and plan.bitmap is not None:
+            self._bitmaps[plan.group] = (plan.token, plan.bitmap)
+        return written
 
     def _check(self, conn: Any, batch: PreparedBatch) -> _Plan | None:
         """WATCH the group, compare the batch with the stored times: what to write, or None for nothing."""
         group = batch.group
-        ckey, bkey = self._count_key(group.name), self._bits_key(group.name)
+        ckey, bkey, wkey = self._count_key(group.name), self._bits_key(group.name), self._token_key(group.name)
         n = batch.num_rows
         bits = _codec.key_hashes(batch.keys) & np.uint64(_BITMAP_BITS - 1)
         large = n >= _BITMAP_MIN_ROWS
-        head = [_pack(b"WATCH", ckey, bkey, self._groups_key), _pack(b"HGET", self._groups_key, group.name.encode())]
-        conn.send_packed_command([*head, _pack(b"GET", bkey)] if large else head)
+        # every write replaces the token (and a delete removes it): watching it sees them all
+        conn.send_packed_command(
+            [
+                _pack(b"WATCH", wkey, self._groups_key),
+                _pack(b"HGET", self._groups_key, group.name.encode()),
+                _pack(b"GET", wkey),
+            ]
+        )
         conn.read_response()
         spec = conn.read_response()
+        token = conn.read_response()
         bitmap = np.zeros(_BITMAP_BITS // 8, dtype=np.uint8)
         if large:
-            raw = conn.read_response()
-            if raw:
-                stored_bits = np.frombuffer(raw, dtype=np.uint8)[: len(bitmap)]
-                bitmap[: len(stored_bits)] = stored_bits
+            known = self._bitmaps.get(group.name)
+            if known is not None and token is not None and known[0] == bytes(token):
+                bitmap[:] = known[1]  # what this client wrote last, unchanged since
+            else:
+                conn.send_packed_command([_pack(b"GET", bkey)])
+                raw = conn.read_response()
+                if raw:
+                    stored_bits = np.frombuffer(raw, dtype=np.uint8)[: len(bitmap)]
+                    bitmap[: len(stored_bits)] = stored_bits
         if spec is None or OnlineGroup.from_json(bytes(spec).decode()).fingerprint != group.fingerprint:
             self._unwatch(conn)
             self._groups.pop(group.name, None)
@@ -325,9 +351,9 @@ class RedisOnlineStore(OnlineStore):
         else:
             ops = [arg for bit in written.tolist() for arg in (b"SET", b"u1", b"%d" % bit, b"1")]
             mark = _pack(b"BITFIELD", bkey, *ops)
-        # INCRBY is sent even for +0: it changes the counter, so any other writer's WATCH fails
-        tail = [mark, _pack(b"INCRBY", ckey, b"%d" % new), _pack(b"EXEC")]
-        return _Plan(None if len(rows) == n else rows, len(rows), tail)
+        fresh = os.urandom(16)
+        tail = [mark, _pack(b"INCRBY", ckey, b"%d" % new), _pack(b"SET", wkey, fresh), _pack(b"EXEC")]
+        return _Plan(group.name, None if len(rows) == n else rows, len(rows), tail, fresh, bitmap if large else None)
 
     def _msets(self, batch: PreparedBatch, rows: np.ndarray[Any, Any] | None) -> Iterator[list[bytes | memoryview]]:
         """``MSET`` commands of the records of ``rows`` (all if None), a slice of rows each."""
@@ -377,9 +403,14 @@ class RedisOnlineStore(OnlineStore):
 class _Plan:
     """What one optimistic try writes: its rows (None: all), their number, and the commands that end it."""
 
+    group: str
     rows: np.ndarray[Any, Any] | None
     count: int
     tail: list[bytes]
+    token: bytes
+    """The token the transaction sets."""
+    bitmap: np.ndarray[Any, Any] | None
+    """The whole key bitmap the transaction sets (None for a small batch, which sets single bits)."""
 
 
 @dataclass(frozen=True)
@@ -387,7 +418,7 @@ class _Pending:
     """A transaction _pipeline has handed to the sender thread; its replies are still to be read."""
 
     batch: PreparedBatch
-    count: int
+    plan: _Plan
     queued: int
     sent: Future[None]
 
