@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EpochPlan", "Slice", "decorrelated_order", "plan_epoch"]
+__all__ = ["EpochPlan", "Slice", "decorrelated_order", "pearson", "plan_epoch"]
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,25 @@ class EpochPlan:
         return self.draws[b] if self.draws is not None else self.block_rows(b)
 
 
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two vectors (nan when one has no spread).
+
+    Elementwise sums, not ``np.corrcoef``: that is a BLAS product, and OpenBLAS's threads then
+    spin for a while on cores the loader's decoding threads need.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    x = x - x.mean()
+    y = y - y.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.sum(x * y) / np.sqrt(np.sum(x * x) * np.sum(y * y)))
+
+
 def _spearman_of_order(order: np.ndarray) -> float:
     k = len(order)
     if k < 2:
         return 0.0
-    ranks = np.arange(k, dtype=np.float64)
-    return float(np.corrcoef(ranks, order.astype(np.float64))[0, 1])
+    return pearson(np.arange(k, dtype=np.float64), order)
 
 
 def decorrelated_order(k: int, rng: np.random.Generator, *, tries: int = 64) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from lakefeed.errors import ConfigError
 from lakefeed.expr import Expr
 from lakefeed.loader.convert import Columns, Ragged
+from lakefeed.loader.plan import pearson
 from lakefeed.tables.base import Scan, Table
 
 __all__ = ["LoaderStats", "detect_rank_world", "digest", "resolve_scan", "spearman", "to_disk"]
@@ -114,7 +115,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64)
     if ra.std() == 0 or rb.std() == 0:
         return None
-    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
+    return round(pearson(ra, rb), 4)
 
 
 def to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
