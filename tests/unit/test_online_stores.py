@@ -361,6 +361,36 @@ def test_redis_keys_layout_and_prefix_isolation(redis_store: RedisOnlineStore, r
 
 
 @pytest.mark.redis
+def test_redis_delete_finds_only_its_own_records_whatever_the_prefix(redis_url: str) -> None:
+    """Deleting scans by pattern: glob characters in the prefix are matched literally."""
+    import redis
+
+    base = f"lftest:{uuid.uuid4().hex}:"
+    # unescaped, the pattern "p[1]:v:g:*" would also match the other store's "p1:v:g:..." keys
+    stores = [RedisOnlineStore(RedisOnlineConfig(url=redis_url, prefix=f"{base}{p}")) for p in ("p[1]:", "p1:", "p*:")]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for store in stores:
+            store.register_group(GROUP)
+            store.write_batch("g", batch(*[(k, T0, k) for k in range(1500)]))
+        stores[0].delete_group("g")
+        stores[2].delete_group("g")
+        assert stores[0].groups() == []
+        assert stores[2].groups() == []
+        assert stores[1].count("g") == 1500
+        assert values(stores[1], [0, 1499]) == [0, 1499]
+        left = {k.decode() for k in client.scan_iter(match=f"{base}*", count=1000)}
+        assert len(left) == 1500 + 4  # the surviving store's records, counter, bitmap, token and groups hash
+        assert all(k.startswith(f"{base}p1:") for k in left)
+    finally:
+        for store in stores:
+            store.close()
+        for key in client.scan_iter(match=f"{base}*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+@pytest.mark.redis
 @pytest.mark.parametrize(("pipelined", "keys"), [(False, 50), (True, 50), (True, 3000)])
 def test_redis_concurrent_writers_keep_latest_wins(redis_store: RedisOnlineStore, pipelined: bool, keys: int) -> None:
     """Two writers interleave (write_batch, or write_batches: conflicts retried inside its pipeline)."""
