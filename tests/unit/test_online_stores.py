@@ -123,6 +123,19 @@ def test_vectorised_and_scalar_keys_agree_and_are_injective(keys: list[tuple[int
     assert swapped == [_codec.key_string([k[1], k[0]], True) for k in keys]
 
 
+@settings(max_examples=100, deadline=None)
+@given(number=st.integers(-(2**63), 2**63 - 1), text=st.text(alphabet="ab|\\é", max_size=4))
+def test_single_key_spellings_encode_alike_and_as_the_written_keys(number: int, text: str) -> None:
+    """A key given as a value, a 1-tuple, a 1-list or a mapping is the key the vectorised writer stores."""
+    for value, arrow_type in ((number, pa.int64()), (text, pa.string())):
+        group = OnlineGroup(
+            "k", pa.schema([("id", arrow_type), ("ts", pa.timestamp("us")), ("v", pa.int64())]), ["id"], "ts"
+        )
+        written = _codec.key_strings([pa.array([value], arrow_type)]).to_pylist()[0]
+        spellings = [value, (value,), [value], {"id": value}]
+        assert {_batch.encode_key(group, key) for key in spellings} == {written}
+
+
 FEATURES = {
     "i": (pa.int32(), st.integers(-(2**31), 2**31 - 1)),
     "u": (pa.uint64(), st.integers(0, 2**64 - 1)),

@@ -218,9 +218,17 @@ class FeatureView:
                 raise ColumnNotFoundError(msg)
             keys = [tuple(e[k] for k in spec.keys) for e in entities]
             records = store.read(name, keys, now=when, ttl=spec.ttl)
+            pairs = [(ref.name, ref.feature) for ref in refs]
+            absent = dict.fromkeys(ref.name for ref in refs)
+            # the whole group under its own names, in its order (``group.*``): records as they are
+            whole = pairs == [(f, f) for f in store.group(name).features]
             for row, record in zip(out, records, strict=True):
-                for ref in refs:
-                    row[ref.name] = None if record is None else record.get(ref.feature)
+                if record is None:
+                    row.update(absent)
+                elif whole:
+                    row.update(record)
+                else:
+                    row.update({served: record.get(feature) for served, feature in pairs})
         pipeline = self.pipeline
         if pipeline is not None:
             out = [pipeline.transform_row(row) for row in out]

@@ -222,8 +222,9 @@ def encode_key(group: OnlineGroup, key: EntityKey) -> bytes:
     names = group.keys
     if len(names) == 1:
         kind = group.key_kinds[0]
-        if (kind == "int" and type(key) is int) or (kind == "str" and type(key) is str):
-            return str(key).encode()
+        value = key[0] if type(key) is tuple and len(key) == 1 else key
+        if (kind == "int" and type(value) is int) or (kind == "str" and type(value) is str):
+            return str(value).encode()
     if isinstance(key, Mapping):
         try:
             values: Sequence[object] = [key[k] for k in names]
