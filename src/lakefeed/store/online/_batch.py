@@ -222,9 +222,9 @@ def encode_key(group: OnlineGroup, key: EntityKey) -> bytes:
     names = group.keys
     if len(names) == 1:
         kind = group.key_kinds[0]
-        value = key[0] if type(key) is tuple and len(key) == 1 else key
-        if (kind == "int" and type(value) is int) or (kind == "str" and type(value) is str):
-            return str(value).encode()
+        single = key[0] if type(key) is tuple and len(key) == 1 else key
+        if (kind == "int" and type(single) is int) or (kind == "str" and type(single) is str):
+            return str(single).encode()
     if isinstance(key, Mapping):
         try:
             values: Sequence[object] = [key[k] for k in names]
