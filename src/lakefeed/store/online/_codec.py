@@ -99,9 +99,10 @@ def _lengths(arr: Arr) -> np.ndarray[Any, Any]:
 def fixed_width(matrix: np.ndarray[Any, Any]) -> Arr:
     """An ``(n, w)`` uint8 matrix as a binary array of ``n`` values of ``w`` bytes."""
     n, width = matrix.shape
-    buf = _buffer(np.ascontiguousarray(matrix, dtype=np.uint8))
-    fixed: Arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, buf])
-    return fixed.cast(BINARY)
+    data = _buffer(np.ascontiguousarray(matrix, dtype=np.uint8))
+    offsets = _buffer(np.arange(n + 1, dtype=np.int64) * width)  # the matrix's rows, not copied
+    out: Arr = pa.LargeBinaryArray.from_buffers(BINARY, n, [None, offsets, data])
+    return out
 
 
 def constant(value: bytes, n: int) -> np.ndarray[Any, Any]:
