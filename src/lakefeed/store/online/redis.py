@@ -268,10 +268,11 @@ class RedisOnlineStore(OnlineStore):
             for batch in itertools.chain([first], rest):
                 small = sum(f.nbytes for f in batch.features) <= _SPECULATE_BYTES
                 guess = list(self._msets(batch, None)) if small else None
+                bits = _key_bits(batch)
                 if pending is not None:
                     settling, pending = pending, None
                     total += self._settle(conn, settling)
-                plan = self._check(conn, batch)
+                plan = self._check(conn, batch, bits)
                 if plan is None:
                     continue
                 msets = guess if plan.rows is None and guess is not None else list(self._msets(batch, plan.rows))
@@ -299,12 +300,15 @@ class RedisOnlineStore(OnlineStore):
             self._bitmaps[plan.group] = (plan.token, plan.bitmap)
         return written
 
-    def _check(self, conn: Any, batch: PreparedBatch) -> _Plan | None:
-        """WATCH the group, compare the batch with the stored times: what to write, or None for nothing."""
+    def _check(self, conn: Any, batch: PreparedBatch, bits: np.ndarray[Any, Any] | None = None) -> _Plan | None:
+        """WATCH the group, compare the batch with the stored times: what to write, or None for nothing.
+
+        ``bits`` are the batch's keys' bitmap positions (:func:`_key_bits`), if already computed.
+        """
         group = batch.group
         ckey, bkey, wkey = self._count_key(group.name), self._bits_key(group.name), self._token_key(group.name)
         n = batch.num_rows
-        bits = _codec.key_hashes(batch.keys) & np.uint64(_BITMAP_BITS - 1)
+        bits = _key_bits(batch) if bits is None else bits
         large = n >= _BITMAP_MIN_ROWS
         # every write replaces the token (and a delete removes it): watching it sees them all
         conn.send_packed_command(
@@ -421,6 +425,11 @@ class _Pending:
     plan: _Plan
     queued: int
     sent: Future[None]
+
+
+def _key_bits(batch: PreparedBatch) -> np.ndarray[Any, Any]:
+    """The bitmap position of each key of the batch."""
+    return _codec.key_hashes(batch.keys) & np.uint64(_BITMAP_BITS - 1)
 
 
 def _redact(url: str) -> str:
