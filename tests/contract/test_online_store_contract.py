@@ -21,7 +21,7 @@ import pytest
 
 from lakefeed.config import RedisOnlineConfig
 from lakefeed.errors import ConfigError, OnlineStoreError, SchemaError
-from lakefeed.store.online import OnlineGroup, OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from lakefeed.store.online import OnlineGroup, OnlineStore, RedisOnlineStore, SqliteOnlineStore, _codec
 
 T0 = datetime(2024, 1, 1)
 
@@ -441,6 +441,25 @@ def test_unknown_record_format_version_names_group_and_key(open_store: Opener, r
     _overwrite_record(store, "users", b"1", b"\x09" + b"\x00" * 40)
     with pytest.raises(OnlineStoreError, match=r"'users', key '1': record format version 9"):
         store.read("users", [1])
+
+
+def test_a_corrupt_or_foreign_record_names_group_and_key(open_store: Opener) -> None:
+    store = open_store()
+    store.register_group(USERS)
+    store.write_batch("users", rows((1, T0, 1), (2, T0, 2)))
+    good = store.read("users", [2])
+    header = _codec.HEADER.pack(_codec.FORMAT_VERSION, USERS.fingerprint, 0, _codec.MISSING, _codec.MISSING)
+    _overwrite_record(store, "users", b"1", header + b"\xc1")  # 0xc1: never valid MessagePack
+    with pytest.raises(OnlineStoreError, match=r"'users', key '1': corrupt record"):
+        store.read("users", [2, 1])
+    _overwrite_record(store, "users", b"1", header + b"\x92\x01\x02")  # a list of the wrong length
+    with pytest.raises(OnlineStoreError, match=r"'users', key '1': corrupt record"):
+        store.read("users", [1])
+    foreign = _codec.HEADER.pack(_codec.FORMAT_VERSION, USERS.fingerprint ^ 1, 0, _codec.MISSING, _codec.MISSING)
+    _overwrite_record(store, "users", b"1", foreign + b"\x90")
+    with pytest.raises(OnlineStoreError, match=r"'users', key '1': the record was written for another schema"):
+        store.read("users", [1])
+    assert store.read("users", [2]) == good
 
 
 def _overwrite_record(store: OnlineStore, group: str, key: bytes, value: bytes) -> None:

@@ -19,7 +19,7 @@ import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -416,8 +416,27 @@ class OnlineStore(ABC):
         ttl = group.ttl if ttl is None else ttl
         cutoff = None if ttl is None else _cutoff(group, now, ttl)
         out: list[dict[str, Any] | None] = []
+        # The common record (this format and layout, no conversions, no times asked) is decoded
+        # inline; anything else, errors included, goes through _decode.
+        plain = not with_times and not _converters(group)
+        names, fingerprint, decode = group.features, group.fingerprint, self._decoder.decode
+        unpack, header = _codec.HEADER.unpack_from, _codec.HEADER_SIZE
         for key, blob in zip(encoded, blobs, strict=True):
-            out.append(None if blob is None else self._decode(group, key, blob, cutoff, with_times))
+            if blob is None:
+                out.append(None)
+                continue
+            if plain and len(blob) > header and blob[0] == _codec.FORMAT_VERSION:
+                _, stored, event, _, _ = unpack(blob)
+                if stored == fingerprint:
+                    if cutoff is not None and event <= cutoff:
+                        out.append(None)
+                        continue
+                    with suppress(msgspec.DecodeError):
+                        values = decode(memoryview(blob)[header:])
+                        if type(values) is list and len(values) == len(names):
+                            out.append(dict(zip(names, values, strict=True)))
+                            continue
+            out.append(self._decode(group, key, blob, cutoff, with_times))
         return out
 
     def _decode(
