@@ -19,7 +19,7 @@ import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -431,11 +431,13 @@ class OnlineStore(ABC):
                     if cutoff is not None and event <= cutoff:
                         out.append(None)
                         continue
-                    with suppress(msgspec.DecodeError):
+                    try:
                         values = decode(memoryview(blob)[header:])
-                        if type(values) is list and len(values) == len(names):
-                            out.append(dict(zip(names, values, strict=True)))
-                            continue
+                    except msgspec.DecodeError:
+                        values = None  # _decode says what is wrong
+                    if type(values) is list and len(values) == len(names):
+                        out.append(dict(zip(names, values, strict=True)))
+                        continue
             out.append(self._decode(group, key, blob, cutoff, with_times))
         return out
 
