@@ -6,7 +6,7 @@ import importlib.util
 import os
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -72,6 +72,17 @@ def _stale(table: pa.Table) -> pa.Table:
     extra = make_data(20, seed=99)
     extra = extra.set_column(0, pa.field("id", pa.int64(), nullable=False), pa.array(range(10_000, 10_020), pa.int64()))
     return pa.concat_tables([head, extra])
+
+
+def table_of_files(
+    wh: lf.Warehouse, name: str, parts: Sequence[pa.Table], *, row_group_rows: int | None = None
+) -> lf.Table:
+    """An Iceberg table created from ``parts[0]`` with each later part appended: one data file per part."""
+    properties = {} if row_group_rows is None else {"write.parquet.row-group-limit": str(row_group_rows)}
+    table = wh.create_table(name, parts[0], properties=properties)
+    for part in parts[1:]:
+        table.append(part)
+    return table
 
 
 def build_table(kind: str, root: Path, data: pa.Table = DATA) -> lf.Table:

@@ -10,6 +10,7 @@ import pytest
 
 import lakefeed as lf
 from lakefeed.errors import ColumnNotFoundError, ConfigError, ResumeStateError, SchemaError
+from tests.conftest import table_of_files
 
 SIZES = [3_000, 517, 8_200, 1_333, 4_950]  # uneven files
 N = sum(SIZES)
@@ -17,33 +18,23 @@ N = sum(SIZES)
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
-    wh = lf.Warehouse(tmp_path_factory.mktemp("loader"))
-    start = 0
-    t = None
-    for size in SIZES:
+    parts = []
+    for start, size in zip(np.cumsum([0, *SIZES[:-1]]), SIZES, strict=True):
         ids = np.arange(start, start + size)
-        data = pa.table(
-            {
-                "id": pa.array(ids, pa.int64()),
-                "x": pa.array(ids * 0.5, pa.float64()),
-                "z": pa.array(ids % 7, pa.int32()),
-                "flag": pa.array(ids % 2 == 0),
-                "y": pa.array(ids % 3, pa.int64()),
-                "name": pa.array([f"n{i}" for i in ids]),
-            }
+        parts.append(
+            pa.table(
+                {
+                    "id": pa.array(ids, pa.int64()),
+                    "x": pa.array(ids * 0.5, pa.float64()),
+                    "z": pa.array(ids % 7, pa.int32()),
+                    "flag": pa.array(ids % 2 == 0),
+                    "y": pa.array(ids % 3, pa.int64()),
+                    "name": pa.array([f"n{i}" for i in ids]),
+                }
+            )
         )
-        t = _create_or_append(wh, t, "l.sorted", data, row_group_rows=1000)
-        start += size
-    assert t is not None
-    return t
-
-
-def _create_or_append(wh: lf.Warehouse, t: lf.Table | None, name: str, data: pa.Table, row_group_rows: int) -> lf.Table:
-    """The first part creates the table, later parts are appended (one data file each: uneven files)."""
-    if t is None:
-        return wh.create_table(name, data, properties={"write.parquet.row-group-limit": str(row_group_rows)})
-    t.append(data)
-    return t
+    # one data file per part: uneven files
+    return table_of_files(lf.Warehouse(tmp_path_factory.mktemp("loader")), "l.sorted", parts, row_group_rows=1000)
 
 
 def _loader(table: lf.Table, **kwargs: object) -> lf.Loader:
@@ -273,8 +264,7 @@ def lists(tmp_path_factory: pytest.TempPathFactory) -> tuple[lf.Table, dict[int,
     """Rows with variable-length id lists (some empty, some null) in uneven files."""
     rng = np.random.default_rng(7)
     reference: dict[int, list[int]] = {}
-    wh = lf.Warehouse(tmp_path_factory.mktemp("lists"))
-    t = None
+    parts = []
     start = 0
     for size in [900, 57, 2_400]:
         ids = np.arange(start, start + size)
@@ -284,11 +274,10 @@ def lists(tmp_path_factory: pytest.TempPathFactory) -> tuple[lf.Table, dict[int,
             row = None if i % 97 == 5 else [int(v) for v in rng.integers(0, 1000, n)]
             tags.append(row)
             reference[int(i)] = row or []
-        data = pa.table({"id": pa.array(ids, pa.int64()), "x": ids.astype(np.float32), "tags": pa.array(tags)})
-        t = _create_or_append(wh, t, "l.lists", data, row_group_rows=500)
+        parts.append(pa.table({"id": pa.array(ids, pa.int64()), "x": ids.astype(np.float32), "tags": pa.array(tags)}))
         start += size
-    assert t is not None
-    return t, reference
+    wh = lf.Warehouse(tmp_path_factory.mktemp("lists"))
+    return table_of_files(wh, "l.lists", parts, row_group_rows=500), reference
 
 
 def _rows_of(batch: dict[str, object], name: str) -> list[list[int]]:

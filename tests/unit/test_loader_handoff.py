@@ -9,25 +9,18 @@ import pyarrow as pa
 import pytest
 
 import lakefeed as lf
+from tests.conftest import table_of_files
 
 N = 20_000
 
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
-    wh = lf.Warehouse(tmp_path_factory.mktemp("handoff"))
-    t = None
-    start = 0
-    for size in (7_000, 5_000, 8_000):
+    parts = []
+    for start, size in ((0, 7_000), (7_000, 5_000), (12_000, 8_000)):
         ids = np.arange(start, start + size)
-        data = pa.table({"id": ids, "x": ids * 0.5, "z": (ids % 7).astype(np.int32), "y": ids % 3})
-        if t is None:
-            t = wh.create_table("h.t", data, properties={"write.parquet.row-group-limit": "1000"})
-        else:
-            t.append(data)
-        start += size
-    assert t is not None
-    return t
+        parts.append(pa.table({"id": ids, "x": ids * 0.5, "z": (ids % 7).astype(np.int32), "y": ids % 3}))
+    return table_of_files(lf.Warehouse(tmp_path_factory.mktemp("handoff")), "h.t", parts, row_group_rows=1000)
 
 
 def _loader(table: lf.Table, **kwargs: object) -> lf.Loader:

@@ -20,6 +20,7 @@ from lakefeed.errors import (
     UnsupportedOperationError,
 )
 from lakefeed.samplers import Balanced, Stratified, Weighted
+from tests.conftest import table_of_files
 
 # uneven files; the weight depends on the file, so blocks mixing different files weigh differently
 SIZES = [4_000, 1_500, 6_000, 2_500]
@@ -28,31 +29,27 @@ N = sum(SIZES)
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
-    wh = lf.Warehouse(tmp_path_factory.mktemp("sampling"))
     rng = np.random.default_rng(3)
-    t = None
+    parts = []
     start = 0
     for k, size in enumerate(SIZES):
         ids = np.arange(start, start + size)
         y = (rng.random(size) < 0.1).astype(np.int64)  # 10% positives
-        data = pa.table(
-            {
-                "id": ids,
-                "x": rng.normal(size=size),
-                "y": y,
-                "file": np.full(size, k),
-                "w": np.where(ids % 50 == 0, 0.0, float(k + 1)),  # every 50th row never drawn
-                "klass": pa.array(np.array(["a", "b", "c"])[ids % 3]),
-                "country": pa.array(rng.choice(["fr", "de", "us"], size)),
-            }
+        parts.append(
+            pa.table(
+                {
+                    "id": ids,
+                    "x": rng.normal(size=size),
+                    "y": y,
+                    "file": np.full(size, k),
+                    "w": np.where(ids % 50 == 0, 0.0, float(k + 1)),  # every 50th row never drawn
+                    "klass": pa.array(np.array(["a", "b", "c"])[ids % 3]),
+                    "country": pa.array(rng.choice(["fr", "de", "us"], size)),
+                }
+            )
         )
-        if t is None:
-            t = wh.create_table("s.t", data)
-        else:
-            t.append(data)
         start += size
-    assert t is not None
-    return t
+    return table_of_files(lf.Warehouse(tmp_path_factory.mktemp("sampling")), "s.t", parts)
 
 
 def _loader(table: lf.Table, **kwargs: object) -> lf.Loader:
