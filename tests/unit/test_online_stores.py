@@ -443,6 +443,7 @@ def test_redis_nothing_listening_is_unavailable(redis_url: str) -> None:
         lambda: store.read("g", [1]),
         lambda: store.count("g"),
         lambda: store._write(_batch.prepare(GROUP, batch((1, T0, 1)))),
+        lambda: store._write_many(iter([_batch.prepare(GROUP, batch((1, T0, 1))) for _ in range(2)])),
     ]
     for call in calls:
         with pytest.raises(OnlineStoreUnavailableError, match="unavailable") as info:
@@ -490,12 +491,17 @@ def test_redis_restart_recovers_and_nothing_is_half_written(redis_url: str, tmp_
         with pytest.raises(OnlineStoreUnavailableError):
             store.write_batch("g", batch(*[(k, later, -k) for k in range(2000)]))
         with pytest.raises(OnlineStoreUnavailableError):
+            store.write_batches("g", iter([batch(*[(k, later, -k) for k in range(2000)])] * 2))
+        with pytest.raises(OnlineStoreUnavailableError):
             store.read("g", [1])
         proc = start()
         assert values(store, [0, 1, 1999]) == [0, 1, 1999]  # the same object works again; old data intact
         assert store.count("g") == 2000
         assert store.write_batch("g", batch((1, later, -1))) == 1
         assert values(store, [1]) == [-1]
+        assert store.write_batches("g", iter([batch(*[(k, later, -k) for k in range(2000)])] * 2)) == 4000
+        assert values(store, [0, 1999]) == [0, -1999]
+        assert store.count("g") == 2000
         store.close()
     finally:
         if proc.poll() is None:
