@@ -221,6 +221,12 @@ def test_round_trip_of_every_value_kind(store: OnlineStore) -> None:
     assert store.write_batch("kinds", data) == 2
     expected = data.drop_columns(["k", "ts"]).to_pylist()
     assert store.read("kinds", ["a", "b", "c"]) == [*expected, None]
+    # the same rows as a slice of a longer batch (every column at an offset), as scans hand them
+    keyed = [data.set_column(0, schema.field("k"), pa.array(keys, pa.string())) for keys in (["p", "q"], ["c", "d"])]
+    sliced = pa.concat_tables(keyed).combine_chunks().slice(2, 2)
+    assert sliced.column("s").chunk(0).offset == 2
+    assert store.write_batch("kinds", sliced) == 2
+    assert store.read("kinds", ["c", "d", "p"]) == [*expected, None]
 
 
 def test_missing_keys_and_empty_reads(store: OnlineStore) -> None:
