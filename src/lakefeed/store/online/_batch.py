@@ -86,8 +86,10 @@ def newer_or_equal(new: np.ndarray[Any, Any], old: np.ndarray[Any, Any]) -> np.n
 def _column(data: pa.Table, name: str) -> Arr:
     column = data.column(name)
     # one chunk (a record batch's column) as it is: combine_chunks would copy it
-    out: Arr = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    return out
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    combined: Arr = column.combine_chunks()
+    return combined
 
 
 def _family(t: pa.DataType) -> str:
