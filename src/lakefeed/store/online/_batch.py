@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -87,7 +87,7 @@ def _column(data: pa.Table, name: str) -> Arr:
     column = data.column(name)
     # one chunk (a record batch's column) as it is: combine_chunks would copy it
     if column.num_chunks == 1:
-        return column.chunk(0)
+        return cast("Arr", column.chunk(0))  # an Array (pyarrow's stubs say ChunkedArray)
     combined: Arr = column.combine_chunks()
     return combined
 
