@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader import data_dir, generate, handwritten_numpy
 
 THREADS: list[int | None] = [None]  # the loader's decoding threads (--threads; default: one per core)
+BUDGET: dict[str, int] = {}  # the loader's memory_budget (--memory-budget; default: the loader's)
 Batches = Callable[[Path, int, list[str], Any, int], Iterator[tuple[Any, Any]]]
 
 
@@ -98,6 +99,7 @@ def lakefeed_batches(cache: str | None, on_device: bool = False) -> Batches:
             cache=cache,
             dtypes={"label": "float32"},
             num_threads=THREADS[0],
+            **BUDGET,
         )
         batches = loader.torch(device=device, cache_on_device=on_device)
         if cache:
@@ -258,6 +260,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
     parser.add_argument("--json", help="write the results here too")
     parser.add_argument("--threads", type=int, default=None, help="lakefeed's decoding threads (default: cores)")
+    parser.add_argument("--memory-budget", type=int, default=None, help="lakefeed's memory_budget in MiB")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval for the runs")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -265,6 +268,8 @@ def main() -> None:
 
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     THREADS[0] = args.threads
+    if args.memory_budget:
+        BUDGET["memory_budget"] = args.memory_budget << 20
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     if args.run:

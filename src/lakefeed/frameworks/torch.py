@@ -99,8 +99,12 @@ class TorchBatches:
         return found
 
     def _gather(self, rows: np.ndarray) -> dict[str, Any]:
-        """One batch out of the device cache: its rows gathered on the device, the rest on the host."""
-        torch = _torch()
+        """One batch out of the device cache: its rows gathered on the device, the rest on the host.
+
+        Runs in the consumer's thread, on its current stream: the row positions go to the device
+        through pinned memory without blocking (torch keeps that pinned block until the copy is
+        done), and each gather is one kernel queued behind the model's work on the batch before.
+        """
         from lakefeed.loader.convert import Ragged
 
         index = None
@@ -112,7 +116,7 @@ class TorchBatches:
                 out[key] = value[rows]
             else:
                 if index is None:
-                    index = torch.from_numpy(rows).to(self.device, non_blocking=False)
+                    index = to_tensors({"rows": rows}, device=self.device, pin_memory=self.pin_memory)["rows"]
                 out[key] = value.index_select(0, index)
         return out
 
@@ -139,18 +143,12 @@ class TorchBatches:
         yield from self._waited(self.loader.iterate(finish))
 
     def _iter_device_cache(self) -> Iterator[dict[str, Any]]:
-        torch = _torch()
+        # No thread: a gather on the device is a few kernel launches, cheaper than handing a
+        # batch between threads, and a second Python thread would take the interpreter from the
+        # training loop while it launches the model's kernels.
         self._device_cache()
-        if self.device is None or self.device.type != "cuda":
-            yield from self.loader.iterate(lambda batch: self._gather(batch["rows"]), rows_only=True)
-            return
-        gathers = torch.cuda.Stream(device=self.device)
-
-        def finish(batch: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-            with torch.cuda.stream(gathers):
-                return self._gather(batch["rows"]), gathers.record_event()
-
-        yield from self._waited(self.loader.iterate(finish, rows_only=True))
+        for batch in self.loader.iterate(rows_only=True):
+            yield self._gather(batch["rows"])
 
     def _waited(self, made: Iterator[tuple[dict[str, Any], Any]]) -> Iterator[dict[str, Any]]:
         """Each batch once the current stream has waited (on the GPU) for the event made with it."""

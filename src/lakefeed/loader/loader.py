@@ -654,7 +654,12 @@ class Loader:
             idx = order[i : i + b]
             if len(idx) < b and self.drop_last:
                 return
-            yield {CACHE_ROWS: idx, ROW_INDEX: cached[ROW_INDEX][idx]} if rows_only else take(cached, idx)
+            if not rows_only:
+                yield take(cached, idx)
+            elif (i // b) % QUALITY_EVERY == 0:  # the table positions only where the statistic samples
+                yield {CACHE_ROWS: idx, ROW_INDEX: cached[ROW_INDEX][idx]}
+            else:
+                yield {CACHE_ROWS: idx}
 
     def cached_columns(self) -> dict[str, Any]:
         """The decoded rows a ``cache="memory"|"disk"`` loader keeps (read on first use), by output name.
