@@ -166,6 +166,38 @@ def test_shuffle_quality_on_a_sorted_table(table: lf.Table) -> None:
     assert abs(spearmanr(ids, np.arange(len(ids))).statistic) < 0.01
 
 
+def test_cached_orders_drawn_ahead_are_the_orders_of_their_epochs(table: lf.Table) -> None:
+    # the next epoch's order is drawn in a thread while one runs: the same order as drawn on demand
+    a = _loader(table, seed=3, cache="memory")
+    epoch0 = _ids(list(a))
+    partial = [b["id"] for _, b in zip(range(3), a, strict=False)]  # epoch 1, left after 3 batches
+    epoch1 = _ids(list(a))  # a new iteration starts epoch 1 again
+    epoch2 = _ids(list(a))
+    np.testing.assert_array_equal(np.concatenate(partial), epoch1[: sum(len(p) for p in partial)])
+    for epoch, ids in enumerate([epoch0, epoch1, epoch2]):
+        fresh = _loader(table, seed=3, cache="memory")
+        fresh.set_epoch(epoch)
+        np.testing.assert_array_equal(ids, _ids(list(fresh)))
+        assert sorted(ids.tolist()) == list(range(N))
+    assert not np.array_equal(epoch1, epoch2)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_shuffle_statistic_of_cached_positions(table: lf.Table, shuffle: bool) -> None:
+    # iterate(rows_only=True) samples table positions without gathering whole batches
+    from scipy.stats import spearmanr
+
+    scan_position = np.empty(N, np.int64)  # the statistic compares with the scan's order (the files' order)
+    scan_position[_ids(list(_loader(table, shuffle=False)))] = np.arange(N)
+    loader = _loader(table, seed=0, cache="memory", shuffle=shuffle)
+    ids = np.concatenate([loader.cached_columns()["id"][b["rows"]] for b in loader.iterate(rows_only=True)])
+    rho = spearmanr(scan_position[ids], np.arange(len(ids))).statistic
+    reported = loader.stats()["shuffle_spearman"]
+    assert reported is not None
+    assert reported == pytest.approx(rho, abs=0.05)
+    assert abs(rho) < 0.05 if shuffle else rho == pytest.approx(1.0)
+
+
 def test_drop_last(table: lf.Table) -> None:
     loader = _loader(table, drop_last=True)
     sizes = [len(b["id"]) for b in loader]

@@ -19,12 +19,16 @@ T = TypeVar("T")
 _END = object()
 
 
-def split_batches(batches: Iterator[Columns]) -> Iterator[tuple[dict[str, Any], np.ndarray | None, int]]:
+RowIndex = np.ndarray | tuple[int, np.ndarray] | None
+"""A batch's rows' table positions (for the shuffle statistic): all, ``(step, every step-th)``, or none."""
+
+
+def split_batches(batches: Iterator[Columns]) -> Iterator[tuple[dict[str, Any], RowIndex, int]]:
     """``(batch as handed out, row index or None, rows)`` for each batch of the stream."""
     for columns in batches:
         row_index = columns.pop(ROW_INDEX, None)
         rows = len(next(iter(columns.values()))) if columns else 0
-        yield batch_of(columns), row_index if isinstance(row_index, np.ndarray) else None, rows
+        yield batch_of(columns), row_index if isinstance(row_index, np.ndarray | tuple) else None, rows
 
 
 class _Failed:
@@ -90,13 +94,13 @@ class BatchThread(Generic[T]):
                 if item is _END or isinstance(item, _Failed):
                     self._put(self._finished, item)
                     return
-                gathered = cast("tuple[dict[str, Any], np.ndarray | None, int]", item)
+                gathered = cast("tuple[dict[str, Any], RowIndex, int]", item)
                 if not self._put(self._finished, (self._finish(gathered[0]), *gathered[1:])):
                     return
         except BaseException as error:
             self._put(self._finished, _Failed(error))
 
-    def __iter__(self) -> Iterator[tuple[T, np.ndarray | None, int]]:
+    def __iter__(self) -> Iterator[tuple[T, RowIndex, int]]:
         while True:
             item = self._finished.get()
             if item is _END:

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -23,7 +23,7 @@ from lakefeed.loader.convert import (
     concat,
     take,
 )
-from lakefeed.loader.handoff import BatchThread, split_batches
+from lakefeed.loader.handoff import BatchThread, RowIndex, split_batches
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
 from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_type
@@ -242,6 +242,7 @@ class Loader:
         self._resume_pending = False
         self._stats = LoaderStats()
         self._cached: Columns | None = None
+        self._orders: dict[int, Future[np.ndarray]] = {}  # this and the next epoch's cache order
         self.device_caches: dict[str, Any] = {}
         """Copies of the cache that framework adapters keep elsewhere, by device (see ``torch(cache_on_device=)``)."""
         self._lock = threading.Lock()  # guards the cache
@@ -311,6 +312,7 @@ class Loader:
         other.lanes = other._lanes()
         other._stats = LoaderStats()
         other._cached = None
+        other._orders = {}
         other.device_caches = {}
         other._lock = threading.Lock()
         other._stats_lock = threading.Lock()
@@ -505,7 +507,7 @@ class Loader:
             msg = "iterate(rows_only=True) hands out positions in the loader's cache: it needs cache='memory' or 'disk'"
             raise ConfigError(msg)
         batches = self._cached_batches(epoch, start, rows_only) if self.cache else self._streamed_batches(epoch, start)
-        made: Iterable[tuple[Any, np.ndarray | None, int]]
+        made: Iterable[tuple[Any, RowIndex, int]]
         if finish is None:
             made = split_batches(batches)
             closer: Any = batches
@@ -519,9 +521,12 @@ class Loader:
             for batch, row_index, rows in made:
                 if index >= n_batches:
                     break
-                if isinstance(row_index, np.ndarray) and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
-                    step = max(1, len(row_index) // QUALITY_SAMPLE)
-                    sampled.append((index, step, row_index[::step].copy()))  # not a view of a gathered group
+                if row_index is not None and index % QUALITY_EVERY == 0 and len(sampled) < QUALITY_BATCHES:
+                    if isinstance(row_index, tuple):  # (step, every step-th row's table position)
+                        sampled.append((index, *row_index))
+                    else:
+                        step = max(1, len(row_index) // QUALITY_SAMPLE)
+                        sampled.append((index, step, row_index[::step].copy()))  # not a view of a gathered group
                 now = time.perf_counter()
                 stats.seconds_waiting_for_data += now - last
                 index += 1
@@ -638,17 +643,53 @@ class Loader:
         finally:
             reader.close()
 
-    def _cached_batches(self, epoch: int, start_batch: int, rows_only: bool = False) -> Iterator[Columns]:
+    def _cache_order(self, epoch: int) -> np.ndarray:
+        """The cached rows' positions in ``epoch``'s order: a function of (seed, epoch, shard) alone."""
         cached = self._load_cache()
         n = len(cached[ROW_INDEX])
         rng = np.random.default_rng([self.seed, epoch, self.rank, self.world_size, 0xCAC])
         if self._row_sampler is not None:
             # from the whole cache: an exact global draw
-            order = self._row_sampler.draw(rng, cached[ROW_INDEX], len(self) * self.batch_size) if n else np.arange(0)
-        elif self.shuffle:
-            order = rng.permutation(n)
-        else:
-            order = np.arange(n)
+            return self._row_sampler.draw(rng, cached[ROW_INDEX], len(self) * self.batch_size) if n else np.arange(0)
+        # int32 positions where they fit: the same draws as rng.permutation(n) (which shuffles an
+        # int64 arange), in about 2/3 of the time
+        order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+        if self.shuffle:
+            rng.shuffle(order)
+        return order
+
+    def _cache_order_ahead(self, epoch: int) -> np.ndarray:
+        """``_cache_order(epoch)``, drawn ahead if it was; the next epoch's is then drawn in a thread.
+
+        Shuffling millions of positions takes 50-130 ms (numpy releases the GIL meanwhile): drawn
+        when an epoch starts, it would stall a GPU fed from the cache at every epoch. This
+        epoch's order is kept too, for an iteration that starts it again (a resume, a ``break``).
+        """
+        orders = self._orders
+        if epoch not in orders:
+            orders[epoch] = Future()
+            orders[epoch].set_result(self._cache_order(epoch))
+        if epoch + 1 not in orders:
+            ahead: Future[np.ndarray] = Future()
+            orders[epoch + 1] = ahead
+
+            def draw() -> None:
+                try:
+                    ahead.set_result(self._cache_order(epoch + 1))
+                except BaseException as error:  # raised by result() in the epoch that takes it
+                    ahead.set_exception(error)
+
+            threading.Thread(target=draw, name="lakefeed-order", daemon=True).start()
+        for other in [e for e in orders if e not in (epoch, epoch + 1)]:
+            del orders[other]
+        return orders[epoch].result()
+
+    def _cached_batches(self, epoch: int, start_batch: int, rows_only: bool = False) -> Iterator[dict[str, Any]]:
+        cached = self._load_cache()
+        positions = cached[ROW_INDEX]  # the rows' table positions
+        assert isinstance(positions, np.ndarray)
+        n = len(positions)
+        order = self._cache_order_ahead(epoch)
         b = self.batch_size
         for i in range(start_batch * b, n, b):
             idx = order[i : i + b]
@@ -656,8 +697,9 @@ class Loader:
                 return
             if not rows_only:
                 yield take(cached, idx)
-            elif (i // b) % QUALITY_EVERY == 0:  # the table positions only where the statistic samples
-                yield {CACHE_ROWS: idx, ROW_INDEX: cached[ROW_INDEX][idx]}
+            elif (i // b) % QUALITY_EVERY == 0:  # table positions only of the rows the statistic samples
+                step = max(1, len(idx) // QUALITY_SAMPLE)
+                yield {CACHE_ROWS: idx, ROW_INDEX: (step, positions[idx[::step]])}
             else:
                 yield {CACHE_ROWS: idx}
 
