@@ -98,28 +98,6 @@ class TorchBatches:
             self.loader.device_caches[where] = found
         return found
 
-    def _gather(self, rows: np.ndarray) -> dict[str, Any]:
-        """One batch out of the device cache: its rows gathered on the device, the rest on the host.
-
-        Runs in the consumer's thread, on its current stream: the row positions go to the device
-        through pinned memory without blocking (torch keeps that pinned block until the copy is
-        done), and each gather is one kernel queued behind the model's work on the batch before.
-        """
-        from lakefeed.loader.convert import Ragged
-
-        index = None
-        out: dict[str, Any] = {}
-        for key, value in self._device_cache().items():
-            if isinstance(value, Ragged):  # a variable-length list column: gathered on the host
-                out.update(to_tensors({key: value[rows].pair()}, device=self.device, pin_memory=self.pin_memory))
-            elif isinstance(value, np.ndarray):
-                out[key] = value[rows]
-            else:
-                if index is None:
-                    index = to_tensors({"rows": rows}, device=self.device, pin_memory=self.pin_memory)["rows"]
-                out[key] = value.index_select(0, index)
-        return out
-
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self.cache_on_device:
             yield from self._iter_device_cache()
@@ -143,12 +121,34 @@ class TorchBatches:
         yield from self._waited(self.loader.iterate(finish))
 
     def _iter_device_cache(self) -> Iterator[dict[str, Any]]:
-        # No thread: a gather on the device is a few kernel launches, cheaper than handing a
-        # batch between threads, and a second Python thread would take the interpreter from the
-        # training loop while it launches the model's kernels.
-        self._device_cache()
+        """Each batch gathered out of the device cache, on the consumer's thread and current stream.
+
+        The epoch's order goes to the device once; a batch is then a slice of it and one gather
+        kernel per column, queued behind the model's work on the batch before: no copy, no
+        thread, a few microseconds of Python (a second thread would take the interpreter from
+        the training loop while it launches the model's kernels). Variable-length lists and
+        strings are gathered on the host.
+        """
+        from lakefeed.loader.convert import Ragged
+
+        torch = _torch()
+        cache = self._device_cache()
+        on_device = [(k, v) for k, v in cache.items() if isinstance(v, torch.Tensor)]
+        on_host = [(k, v) for k, v in cache.items() if not isinstance(v, torch.Tensor)]
+        order = None
         for batch in self.loader.iterate(rows_only=True):
-            yield self._gather(batch["rows"])
+            rows, start = batch["rows"], batch["start"]
+            if order is None:  # the first batch drew (or took) this epoch's order
+                order = torch.from_numpy(self.loader.cache_order()).to(self.device)
+            index = order[start : start + len(rows)]
+            out = {k: v.index_select(0, index) for k, v in on_device}
+            for key, value in on_host:
+                if isinstance(value, Ragged):
+                    pair = to_tensors({key: value[rows].pair()}, device=self.device, pin_memory=self.pin_memory)
+                    out.update(pair)
+                else:  # strings
+                    out[key] = value[rows]
+            yield out
 
     def _waited(self, made: Iterator[tuple[dict[str, Any], Any]]) -> Iterator[dict[str, Any]]:
         """Each batch once the current stream has waited (on the GPU) for the event made with it."""

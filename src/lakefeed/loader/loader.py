@@ -49,6 +49,7 @@ QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
 CACHE_ROWS = "rows"  # iterate(rows_only=True): a batch's positions in the cache
+CACHE_START = "start"  # ... and where they start in the epoch's cache_order()
 GATHER_ROWS = 4096  # rows gathered from a shuffled block per numpy call
 
 
@@ -483,9 +484,10 @@ class Loader:
         ``finish`` this is ``iter(loader)``. The position (``state_dict()``) counts only the
         batches the consumer took, so resuming stays exact.
 
-        With a cache, ``rows_only=True`` hands out each batch as ``{"rows": positions}``, the
-        positions of its rows in :meth:`cached_columns` (in batch order), for adapters that keep
-        the cache elsewhere (the torch adapter's copy on a GPU) and gather there.
+        With a cache, ``rows_only=True`` hands out each batch as ``{"rows": positions, "start":
+        offset}``: the positions of its rows in :meth:`cached_columns` (in batch order), and where
+        they start in the epoch's :meth:`cache_order`; for adapters that keep the cache elsewhere
+        (the torch adapter's copy on a GPU) and gather there.
 
         Example:
             >>> import lakefeed as lf, pyarrow as pa, tempfile
@@ -699,9 +701,33 @@ class Loader:
                 yield take(cached, idx)
             elif (i // b) % QUALITY_EVERY == 0:  # table positions only of the rows the statistic samples
                 step = max(1, len(idx) // QUALITY_SAMPLE)
-                yield {CACHE_ROWS: idx, ROW_INDEX: (step, positions[idx[::step]])}
+                yield {CACHE_ROWS: idx, CACHE_START: i, ROW_INDEX: (step, positions[idx[::step]])}
             else:
-                yield {CACHE_ROWS: idx}
+                yield {CACHE_ROWS: idx, CACHE_START: i}
+
+    def cache_order(self, epoch: int | None = None) -> np.ndarray:
+        """Positions into :meth:`cached_columns` of ``epoch``'s rows on this rank, in the order batches take them.
+
+        Batch ``k`` of the epoch holds ``order[k * batch_size : (k + 1) * batch_size]`` (the
+        ``"rows"`` that ``iterate(rows_only=True)`` hands out, whose ``"start"`` is ``k *
+        batch_size``). A function of (seed, epoch, rank, world size): for adapters that keep the
+        cache elsewhere and gather there (the torch adapter copies it to the GPU once an epoch).
+        Default: the current epoch.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.co", pa.table({"x": [1.0, 2.0, 3.0]}))
+            >>> loader = lf.Loader(t, batch_size=2, features=["x"], cache="memory", seed=1)
+            >>> sorted(loader.cache_order().tolist()), [b["rows"].tolist() for b in loader.iterate(rows_only=True)] == [
+            ...     loader.cache_order(0)[:2].tolist(), loader.cache_order(0)[2:].tolist()]
+            ([0, 1, 2], True)
+        """
+        if not self.cache:
+            msg = "cache_order() needs a loader made with cache='memory' or 'disk'"
+            raise ConfigError(msg)
+        epoch = self._epoch if epoch is None else int(epoch)
+        drawn = self._orders.get(epoch)
+        return drawn.result() if drawn is not None else self._cache_order(epoch)
 
     def cached_columns(self) -> dict[str, Any]:
         """The decoded rows a ``cache="memory"|"disk"`` loader keeps (read on first use), by output name.
