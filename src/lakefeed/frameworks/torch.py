@@ -139,7 +139,7 @@ class TorchBatches:
         for batch in self.loader.iterate(rows_only=True):
             rows, start = batch["rows"], batch["start"]
             if order is None:  # the first batch drew (or took) this epoch's order
-                order = torch.from_numpy(self.loader.cache_order()).to(self.device)
+                order = torch.from_numpy(self.loader.cache_order()).to(self.device, dtype=torch.int64)
             index = order[start : start + len(rows)]
             out = {k: v.index_select(0, index) for k, v in on_device}
             for key, value in on_host:
