@@ -118,3 +118,37 @@ def test_iterate_with_rows_only_hands_out_cache_positions(table: lf.Table) -> No
         np.testing.assert_array_equal(cached["features"][rows], want["features"])
     with pytest.raises(lf.errors.ConfigError, match="cache='memory'"):
         _loader(table).cached_columns()
+
+
+def _peek_in_a_fork(orders: object, out: object) -> None:
+    out.put(orders.peek(1, lambda epoch: np.array([epoch * 10])).tolist())  # type: ignore[attr-defined]
+
+
+def test_orders_are_drawn_one_epoch_ahead_and_a_fork_does_not_wait_for_them() -> None:
+    import multiprocessing
+
+    from lakefeed.loader.support import OrdersAhead
+
+    release, calls = threading.Event(), []
+
+    def draw(epoch: int) -> np.ndarray:
+        calls.append(epoch)
+        if epoch == 1:
+            release.wait(10)
+        return np.array([epoch])
+
+    orders = OrdersAhead()
+    assert orders.take(0, draw).tolist() == [0]  # and epoch 1 starts being drawn in a thread
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_peek_in_a_fork, args=(orders, out))
+    child.start()
+    child.join(timeout=20)
+    assert child.exitcode == 0
+    assert out.get(timeout=5) == [10]  # drawn in the child: the parent's thread is not there
+    release.set()
+    assert orders.take(1, draw).tolist() == [1]  # the order drawn ahead
+    assert orders.peek(2, draw).tolist() == [2]
+    assert calls.count(1) == 1
+    assert sorted(set(calls)) == [0, 1, 2]
+    assert orders.take(0, draw).tolist() == [0]  # an epoch no longer kept is drawn again

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -27,7 +27,7 @@ from lakefeed.loader.handoff import BatchThread, RowIndex, split_batches
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
 from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_type
-from lakefeed.loader.support import LoaderStats, detect_rank_world, digest, resolve_scan, spearman, to_disk
+from lakefeed.loader.support import LoaderStats, OrdersAhead, detect_rank_world, digest, resolve_scan, spearman, to_disk
 from lakefeed.samplers.strategies import Balanced, Stratified, Weighted
 from lakefeed.tables.base import Scan, ScanTask, Table
 
@@ -243,7 +243,7 @@ class Loader:
         self._resume_pending = False
         self._stats = LoaderStats()
         self._cached: Columns | None = None
-        self._orders: dict[int, Future[np.ndarray]] = {}  # this and the next epoch's cache order
+        self._orders = OrdersAhead()  # this and the next epoch's cache order
         self.device_caches: dict[str, Any] = {}
         """Copies of the cache that framework adapters keep elsewhere, by device (see ``torch(cache_on_device=)``)."""
         self._lock = threading.Lock()  # guards the cache
@@ -313,7 +313,7 @@ class Loader:
         other.lanes = other._lanes()
         other._stats = LoaderStats()
         other._cached = None
-        other._orders = {}
+        other._orders = OrdersAhead()
         other.device_caches = {}
         other._lock = threading.Lock()
         other._stats_lock = threading.Lock()
@@ -660,38 +660,12 @@ class Loader:
             rng.shuffle(order)
         return order
 
-    def _cache_order_ahead(self, epoch: int) -> np.ndarray:
-        """``_cache_order(epoch)``, drawn ahead if it was; the next epoch's is then drawn in a thread.
-
-        Shuffling millions of positions takes 50-130 ms (numpy releases the GIL meanwhile): drawn
-        when an epoch starts, it would stall a GPU fed from the cache at every epoch. This
-        epoch's order is kept too, for an iteration that starts it again (a resume, a ``break``).
-        """
-        orders = self._orders
-        if epoch not in orders:
-            orders[epoch] = Future()
-            orders[epoch].set_result(self._cache_order(epoch))
-        if epoch + 1 not in orders:
-            ahead: Future[np.ndarray] = Future()
-            orders[epoch + 1] = ahead
-
-            def draw() -> None:
-                try:
-                    ahead.set_result(self._cache_order(epoch + 1))
-                except BaseException as error:  # raised by result() in the epoch that takes it
-                    ahead.set_exception(error)
-
-            threading.Thread(target=draw, name="lakefeed-order", daemon=True).start()
-        for other in [e for e in orders if e not in (epoch, epoch + 1)]:
-            del orders[other]
-        return orders[epoch].result()
-
     def _cached_batches(self, epoch: int, start_batch: int, rows_only: bool = False) -> Iterator[dict[str, Any]]:
         cached = self._load_cache()
         positions = cached[ROW_INDEX]  # the rows' table positions
         assert isinstance(positions, np.ndarray)
         n = len(positions)
-        order = self._cache_order_ahead(epoch)
+        order = self._orders.take(epoch, self._cache_order)
         b = self.batch_size
         for i in range(start_batch * b, n, b):
             idx = order[i : i + b]
@@ -726,8 +700,7 @@ class Loader:
             msg = "cache_order() needs a loader made with cache='memory' or 'disk'"
             raise ConfigError(msg)
         epoch = self._epoch if epoch is None else int(epoch)
-        drawn = self._orders.get(epoch)
-        return drawn.result() if drawn is not None else self._cache_order(epoch)
+        return self._orders.peek(epoch, self._cache_order)
 
     def cached_columns(self) -> dict[str, Any]:
         """The decoded rows a ``cache="memory"|"disk"`` loader keeps (read on first use), by output name.

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +17,7 @@ from lakefeed.loader.convert import Columns, Ragged
 from lakefeed.loader.plan import pearson
 from lakefeed.tables.base import Scan, Table
 
-__all__ = ["LoaderStats", "detect_rank_world", "digest", "resolve_scan", "spearman", "to_disk"]
+__all__ = ["LoaderStats", "OrdersAhead", "detect_rank_world", "digest", "resolve_scan", "spearman", "to_disk"]
 
 
 @dataclass
@@ -134,3 +137,49 @@ def to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
         mm.flush()
         out[name] = np.load(path, mmap_mode="r")
     return out
+
+
+class OrdersAhead:
+    """Epoch orders drawn one epoch ahead, in a thread: ``take(epoch, draw)`` starts drawing ``epoch + 1``.
+
+    Shuffling millions of cache positions takes 50-130 ms (numpy releases the GIL meanwhile):
+    drawn when an epoch starts, it would stall a GPU fed from the cache at every epoch. ``draw``
+    must be a pure function of the epoch, so an order drawn ahead is the order drawn on demand.
+    The current epoch's order is kept too, for an iteration that starts it again (a resume, a
+    ``break``). A forked process starts afresh (the thread drawing ahead is not in it).
+    """
+
+    def __init__(self) -> None:
+        self._orders: dict[int, Future[np.ndarray]] = {}
+        self._pid = os.getpid()
+
+    def _here(self) -> dict[int, Future[np.ndarray]]:
+        if self._pid != os.getpid():
+            self._orders, self._pid = {}, os.getpid()
+        return self._orders
+
+    def peek(self, epoch: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``epoch``'s order, drawn now unless it was drawn (or is being drawn) already."""
+        drawn = self._here().get(epoch)
+        return drawn.result() if drawn is not None else draw(epoch)
+
+    def take(self, epoch: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``epoch``'s order; the next epoch's is drawn in a thread meanwhile."""
+        orders = self._here()
+        if epoch not in orders:
+            orders[epoch] = Future()
+            orders[epoch].set_result(draw(epoch))
+        if epoch + 1 not in orders:
+            ahead: Future[np.ndarray] = Future()
+            orders[epoch + 1] = ahead
+
+            def run() -> None:
+                try:
+                    ahead.set_result(draw(epoch + 1))
+                except BaseException as error:  # raised by result() in the epoch that takes it
+                    ahead.set_exception(error)
+
+            threading.Thread(target=run, name="lakefeed-order", daemon=True).start()
+        for other in [e for e in orders if e not in (epoch, epoch + 1)]:
+            del orders[other]
+        return orders[epoch].result()
