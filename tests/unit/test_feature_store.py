@@ -241,6 +241,8 @@ def test_registered_sources_are_read_only(tmp_path: Path) -> None:
         ),
         ({"ttl": timedelta(0)}, ConfigError, "positive"),
         ({"name": "users"}, ConfigError, "already exists"),
+        ({"properties": {"write.parquet.compression-codec": 1}}, ConfigError, "must map strings to strings"),
+        ({"properties": ["snappy"]}, ConfigError, "must map strings to strings"),
     ],
 )
 def test_bad_group_definitions(fs: lf.FeatureStore, kwargs: dict[str, object], error: type, match: str) -> None:
@@ -249,6 +251,24 @@ def test_bad_group_definitions(fs: lf.FeatureStore, kwargs: dict[str, object], e
     name = options.pop("name")
     with pytest.raises(error, match=match):
         fs.create_feature_group(name, **options)  # type: ignore[arg-type]
+    assert fs.list_feature_groups() == ["items", "users"]  # nothing made
+
+
+@pytest.mark.parametrize(("properties", "codec"), [(None, "SNAPPY"), ({"write.parquet.compression-codec": "zstd"}, "ZSTD")])
+def test_group_tables_are_written_with_snappy_unless_asked(
+    tmp_path: Path, properties: dict[str, str] | None, codec: str
+) -> None:
+    import pyarrow.parquet as pq
+
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS, properties=properties)
+    group.insert({"user_id": [1, 2], "ts": [_day(0), _day(1)], "clicks": [3, 4], "ctr": [0.5, 0.25]})
+    files = {f for task in group.table.scan().tasks() for part in task.parts for f in part.files}
+    assert files
+    for path in files:
+        meta = pq.ParquetFile(path.removeprefix("file://")).metadata
+        assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {codec}
+    assert group.read().num_rows == 2
 
 
 @pytest.mark.parametrize(
