@@ -276,6 +276,46 @@ def test_a_cache_on_the_device_gives_the_same_batches_and_resumes_exactly(uneven
     _same(_rows(resumed.torch(device="cpu", cache_on_device=True)), _rows(reference.torch())[5:])
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"drop_last": True}, {"sampling": "weighted"}, {"shuffle": False}],
+    ids=["drop_last", "weighted", "unshuffled"],
+)
+def test_a_cache_on_the_device_matches_the_host_with_samplers_and_strings(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    n = 203
+    data = pa.table(
+        {
+            "x": [float(i) for i in range(n)],
+            "w": [1.0 + (i % 5) for i in range(n)],
+            "name": [f"n{i}" for i in range(n)],
+            "id": list(range(n)),
+        }
+    )
+    table = lf.Warehouse(tmp_path).create_table("t.dev", data)
+    kwargs = dict(options)
+    if kwargs.pop("sampling", None):
+        kwargs["sampling"] = lf.samplers.Weighted("w")
+
+    def loader() -> lf.Loader:
+        return lf.Loader(
+            table, batch_size=16, features=["x"], label="id", columns=["name"], seed=2, cache="memory", **kwargs
+        )
+
+    def batches(on_device: bool) -> list[tuple[list[float], list[int], list[str]]]:
+        one = loader()
+        out = []
+        for _ in range(2):  # two epochs: the second from the order drawn ahead
+            for b in one.torch(device="cpu", cache_on_device=on_device):
+                out.append((b["features"][:, 0].tolist(), b["label"].tolist(), list(b["name"])))
+        return out
+
+    host, device = batches(False), batches(True)
+    assert host == device
+    assert len(host) == 2 * len(loader())
+
+
 def test_a_cache_on_the_device_needs_a_cache(uneven: lf.Table) -> None:
     loader = lf.Loader(uneven, batch_size=64, features=["x"], label="id")
     with pytest.raises(lf.errors.ConfigError, match="cache='memory'"):

@@ -243,6 +243,7 @@ def test_registered_sources_are_read_only(tmp_path: Path) -> None:
         ({"name": "users"}, ConfigError, "already exists"),
         ({"properties": {"write.parquet.compression-codec": 1}}, ConfigError, "must map strings to strings"),
         ({"properties": ["snappy"]}, ConfigError, "must map strings to strings"),
+        ({"properties": {"write.parquet.compression-codec": "snapy"}}, ConfigError, "unknown .* 'snapy'; use one of"),
     ],
 )
 def test_bad_group_definitions(fs: lf.FeatureStore, kwargs: dict[str, object], error: type, match: str) -> None:
@@ -254,7 +255,9 @@ def test_bad_group_definitions(fs: lf.FeatureStore, kwargs: dict[str, object], e
     assert fs.list_feature_groups() == ["items", "users"]  # nothing made
 
 
-@pytest.mark.parametrize(("properties", "codec"), [(None, "SNAPPY"), ({"write.parquet.compression-codec": "zstd"}, "ZSTD")])
+@pytest.mark.parametrize(
+    ("properties", "codec"), [(None, "SNAPPY"), ({"write.parquet.compression-codec": "zstd"}, "ZSTD")]
+)
 def test_group_tables_are_written_with_snappy_unless_asked(
     tmp_path: Path, properties: dict[str, str] | None, codec: str
 ) -> None:

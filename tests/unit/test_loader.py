@@ -182,6 +182,29 @@ def test_cached_orders_drawn_ahead_are_the_orders_of_their_epochs(table: lf.Tabl
     assert not np.array_equal(epoch1, epoch2)
 
 
+def test_cache_order_is_read_only_and_follows_the_seed(table: lf.Table) -> None:
+    loader = _loader(table, seed=3, cache="memory")
+    order = loader.cache_order()
+    with pytest.raises(ValueError, match="read-only"):
+        order[:] = 0
+    first = _ids(list(loader))
+    np.testing.assert_array_equal(first, loader.cached_columns()["id"][order])
+    loader.seed = 4  # the order drawn ahead for epoch 1 under seed 3 is not used
+    cached_ids = loader.cached_columns()["id"]
+    seed4 = np.random.default_rng([4, 1, 0, 1, 0xCAC]).permutation(len(cached_ids))  # (seed, epoch, rank, world)
+    np.testing.assert_array_equal(_ids(list(loader)), cached_ids[seed4])
+    with pytest.raises(ConfigError, match="epoch must be >= 0"):
+        loader.cache_order(-1)
+
+
+def test_an_empty_table_with_a_cache_yields_nothing(tmp_path: Path) -> None:
+    empty = lf.Warehouse(tmp_path).create_table("l.empty_cached", pa.schema([("x", pa.float64()), ("y", pa.int64())]))
+    loader = lf.Loader(empty, batch_size=4, features=["x"], label="y", cache="memory")
+    assert list(loader) == []
+    assert list(loader.iterate(rows_only=True)) == []
+    assert len(loader) == 0
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_shuffle_statistic_of_cached_positions(table: lf.Table, shuffle: bool) -> None:
     # iterate(rows_only=True) samples table positions without gathering whole batches

@@ -121,11 +121,12 @@ def test_iterate_with_rows_only_hands_out_cache_positions(table: lf.Table) -> No
 
 
 def _peek_in_a_fork(orders: object, out: object) -> None:
-    out.put(orders.peek(1, lambda epoch: np.array([epoch * 10])).tolist())  # type: ignore[attr-defined]
+    out.put(orders.peek("k", 1, lambda epoch: np.array([epoch * 10])).tolist())  # type: ignore[attr-defined]
 
 
 def test_orders_are_drawn_one_epoch_ahead_and_a_fork_does_not_wait_for_them() -> None:
     import multiprocessing
+    import warnings
 
     from lakefeed.loader.support import OrdersAhead
 
@@ -138,17 +139,42 @@ def test_orders_are_drawn_one_epoch_ahead_and_a_fork_does_not_wait_for_them() ->
         return np.array([epoch])
 
     orders = OrdersAhead()
-    assert orders.take(0, draw).tolist() == [0]  # and epoch 1 starts being drawn in a thread
+    assert orders.take("k", 0, draw).tolist() == [0]  # and epoch 1 starts being drawn in a thread
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     child = ctx.Process(target=_peek_in_a_fork, args=(orders, out))
-    child.start()
+    with warnings.catch_warnings():  # Python 3.12+ warns about forking a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child.start()
     child.join(timeout=20)
     assert child.exitcode == 0
     assert out.get(timeout=5) == [10]  # drawn in the child: the parent's thread is not there
     release.set()
-    assert orders.take(1, draw).tolist() == [1]  # the order drawn ahead
-    assert orders.peek(2, draw).tolist() == [2]
+    assert orders.take("k", 1, draw).tolist() == [1]  # the order drawn ahead
+    assert orders.peek("k", 2, draw).tolist() == [2]
     assert calls.count(1) == 1
     assert sorted(set(calls)) == [0, 1, 2]
-    assert orders.take(0, draw).tolist() == [0]  # an epoch no longer kept is drawn again
+    assert orders.take("k", 0, draw).tolist() == [0]  # an epoch no longer kept is drawn again
+    assert orders.take("other", 0, lambda e: np.array([99])).tolist() == [99]  # another key: its own orders
+    with pytest.raises(ValueError, match="read-only"):
+        orders.peek("other", 0, draw)[0] = 5
+
+
+def test_a_failed_draw_is_forgotten_not_waited_for() -> None:
+    from lakefeed.loader.support import OrdersAhead
+
+    failures = {0: 1, 1: 1}  # epoch -> draws that fail
+
+    def draw(epoch: int) -> np.ndarray:
+        if failures.get(epoch, 0):
+            failures[epoch] -= 1
+            raise MemoryError(f"epoch {epoch}")
+        return np.array([epoch])
+
+    orders = OrdersAhead()
+    with pytest.raises(MemoryError, match="epoch 0"):
+        orders.take("k", 0, draw)
+    assert orders.take("k", 0, draw).tolist() == [0]  # drawn again; epoch 1's draw fails in its thread
+    with pytest.raises(MemoryError, match="epoch 1"):
+        orders.take("k", 1, draw)
+    assert orders.take("k", 1, draw).tolist() == [1]

@@ -135,11 +135,13 @@ class TorchBatches:
         cache = self._device_cache()
         on_device = [(k, v) for k, v in cache.items() if isinstance(v, torch.Tensor)]
         on_host = [(k, v) for k, v in cache.items() if not isinstance(v, torch.Tensor)]
+        epoch = self.loader.epoch  # the epoch iterate() reads (it starts at its first batch)
         order = None
         for batch in self.loader.iterate(rows_only=True):
             rows, start = batch["rows"], batch["start"]
-            if order is None:  # the first batch drew (or took) this epoch's order
-                order = torch.from_numpy(self.loader.cache_order()).to(self.device, dtype=torch.int64)
+            if order is None:  # the first batch drew (or took) this epoch's order: one copy to the device
+                positions = self.loader.cache_order(epoch).astype(np.int64)
+                order = to_tensors({"order": positions}, device=self.device, pin_memory=self.pin_memory)["order"]
             index = order[start : start + len(rows)]
             out = {k: v.index_select(0, index) for k, v in on_device}
             for key, value in on_host:

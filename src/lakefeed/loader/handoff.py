@@ -27,7 +27,7 @@ def split_batches(batches: Iterator[Columns]) -> Iterator[tuple[dict[str, Any], 
     """``(batch as handed out, row index or None, rows)`` for each batch of the stream."""
     for columns in batches:
         row_index = columns.pop(ROW_INDEX, None)
-        rows = len(next(iter(columns.values()))) if columns else 0
+        rows = next((len(v) for v in columns.values() if not isinstance(v, int)), 0)  # not a rows_only "start"
         yield batch_of(columns), row_index if isinstance(row_index, np.ndarray | tuple) else None, rows
 
 

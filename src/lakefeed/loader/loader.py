@@ -645,14 +645,14 @@ class Loader:
         finally:
             reader.close()
 
-    def _cache_order(self, epoch: int) -> np.ndarray:
-        """The cached rows' positions in ``epoch``'s order: a function of (seed, epoch, shard) alone."""
-        cached = self._load_cache()
-        n = len(cached[ROW_INDEX])
+    def _cache_order(self, epoch: int, cached: Columns) -> np.ndarray:
+        """The positions in ``cached`` in ``epoch``'s order: a function of (seed, epoch, shard) alone."""
+        positions = cached.get(ROW_INDEX)
+        n = 0 if positions is None else len(positions)
         rng = np.random.default_rng([self.seed, epoch, self.rank, self.world_size, 0xCAC])
         if self._row_sampler is not None:
             # from the whole cache: an exact global draw
-            return self._row_sampler.draw(rng, cached[ROW_INDEX], len(self) * self.batch_size) if n else np.arange(0)
+            return self._row_sampler.draw(rng, positions, len(self) * self.batch_size) if n else np.arange(0)
         # int32 positions where they fit: the same draws as rng.permutation(n) (which shuffles an
         # int64 arange), in about 2/3 of the time
         order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
@@ -660,12 +660,18 @@ class Loader:
             rng.shuffle(order)
         return order
 
+    def _order_key(self) -> tuple[int, bool, int, int]:
+        return (self.seed, self.shuffle, self.rank, self.world_size)
+
     def _cached_batches(self, epoch: int, start_batch: int, rows_only: bool = False) -> Iterator[dict[str, Any]]:
         cached = self._load_cache()
+        if not cached:  # an empty table
+            return
         positions = cached[ROW_INDEX]  # the rows' table positions
         assert isinstance(positions, np.ndarray)
         n = len(positions)
-        order = self._orders.take(epoch, self._cache_order)
+        # the draw gets the cache itself: the thread drawing ahead never takes the cache's lock
+        order = self._orders.take(self._order_key(), epoch, lambda e: self._cache_order(e, cached))
         b = self.batch_size
         for i in range(start_batch * b, n, b):
             idx = order[i : i + b]
@@ -700,7 +706,11 @@ class Loader:
             msg = "cache_order() needs a loader made with cache='memory' or 'disk'"
             raise ConfigError(msg)
         epoch = self._epoch if epoch is None else int(epoch)
-        return self._orders.peek(epoch, self._cache_order)
+        if epoch < 0:
+            msg = f"epoch must be >= 0, got {epoch}"
+            raise ConfigError(msg)
+        cached = self._load_cache()
+        return self._orders.peek(self._order_key(), epoch, lambda e: self._cache_order(e, cached))
 
     def cached_columns(self) -> dict[str, Any]:
         """The decoded rows a ``cache="memory"|"disk"`` loader keeps (read on first use), by output name.

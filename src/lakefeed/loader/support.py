@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -140,46 +141,63 @@ def to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
 
 
 class OrdersAhead:
-    """Epoch orders drawn one epoch ahead, in a thread: ``take(epoch, draw)`` starts drawing ``epoch + 1``.
+    """Epoch orders drawn one epoch ahead, in a thread: ``take(key, epoch, draw)`` starts drawing ``epoch + 1``.
 
     Shuffling millions of cache positions takes 50-130 ms (numpy releases the GIL meanwhile):
     drawn when an epoch starts, it would stall a GPU fed from the cache at every epoch. ``draw``
-    must be a pure function of the epoch, so an order drawn ahead is the order drawn on demand.
-    The current epoch's order is kept too, for an iteration that starts it again (a resume, a
-    ``break``). A forked process starts afresh (the thread drawing ahead is not in it).
+    must be a pure function of ``key`` (what decides orders: seed, shuffle, shard) and the
+    epoch, so an order drawn ahead is the order drawn on demand; orders are kept under (key,
+    epoch), read-only. The current epoch's order is kept too, for an iteration that starts it
+    again (a resume, a ``break``). A draw that failed is forgotten (the next request draws
+    again), and a forked process starts afresh (the thread drawing ahead is not in it).
     """
 
     def __init__(self) -> None:
-        self._orders: dict[int, Future[np.ndarray]] = {}
+        self._orders: dict[tuple[Any, int], Future[np.ndarray]] = {}
         self._pid = os.getpid()
 
-    def _here(self) -> dict[int, Future[np.ndarray]]:
+    def _here(self) -> dict[tuple[Any, int], Future[np.ndarray]]:
         if self._pid != os.getpid():
             self._orders, self._pid = {}, os.getpid()
         return self._orders
 
-    def peek(self, epoch: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
-        """``epoch``'s order, drawn now unless it was drawn (or is being drawn) already."""
-        drawn = self._here().get(epoch)
-        return drawn.result() if drawn is not None else draw(epoch)
+    def _result(self, at: tuple[Any, int], drawn: Future[np.ndarray]) -> np.ndarray:
+        try:
+            return drawn.result()
+        except BaseException:
+            if self._orders.get(at) is drawn:
+                del self._orders[at]
+            raise
 
-    def take(self, epoch: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
-        """``epoch``'s order; the next epoch's is drawn in a thread meanwhile."""
+    def peek(self, key: Any, epoch: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``epoch``'s order: the one drawn (or being drawn) already, else drawn now and not kept."""
+        drawn = self._here().get((key, epoch))
+        return self._result((key, epoch), drawn) if drawn is not None else _read_only(draw(epoch))
+
+    def take(self, key: Any, epoch: int, draw: Callable[[int], np.ndarray]) -> np.ndarray:
+        """``epoch``'s order, kept; the next epoch's is drawn in a thread meanwhile."""
         orders = self._here()
-        if epoch not in orders:
-            orders[epoch] = Future()
-            orders[epoch].set_result(draw(epoch))
-        if epoch + 1 not in orders:
+        for other in [at for at in orders if at not in ((key, epoch), (key, epoch + 1))]:
+            del orders[other]
+        if (key, epoch) not in orders:
+            done: Future[np.ndarray] = Future()
+            done.set_result(_read_only(draw(epoch)))  # kept only once drawn: a failed draw leaves nothing
+            orders[key, epoch] = done
+        if (key, epoch + 1) not in orders:
             ahead: Future[np.ndarray] = Future()
-            orders[epoch + 1] = ahead
 
             def run() -> None:
                 try:
-                    ahead.set_result(draw(epoch + 1))
-                except BaseException as error:  # raised by result() in the epoch that takes it
+                    ahead.set_result(_read_only(draw(epoch + 1)))
+                except BaseException as error:  # raised by take() in the epoch that needs it, then forgotten
                     ahead.set_exception(error)
 
-            threading.Thread(target=run, name="lakefeed-order", daemon=True).start()
-        for other in [e for e in orders if e not in (epoch, epoch + 1)]:
-            del orders[other]
-        return orders[epoch].result()
+            thread = threading.Thread(target=run, name="lakefeed-order", daemon=True)
+            thread.start()  # kept only once running: a thread that cannot start leaves nothing
+            orders[key, epoch + 1] = ahead
+        return self._result((key, epoch), orders[key, epoch])
+
+
+def _read_only(order: np.ndarray) -> np.ndarray:
+    order.flags.writeable = False  # handed out and kept: nobody may change it in place
+    return order

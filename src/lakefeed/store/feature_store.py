@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -28,7 +29,11 @@ __all__ = ["FeatureStore"]
 
 NAMESPACE = "features"
 
-GROUP_TABLE_PROPERTIES: dict[str, str] = {"write.parquet.compression-codec": "snappy"}
+CODEC_PROPERTY = "write.parquet.compression-codec"
+CODECS = ("snappy", "zstd", "lz4", "gzip", "brotli", "uncompressed")
+"""The Parquet codecs a group's table may be written with (Iceberg's names)."""
+
+GROUP_TABLE_PROPERTIES: Mapping[str, str] = MappingProxyType({CODEC_PROPERTY: "snappy"})
 """Iceberg properties every feature group's table gets (``properties=`` adds or overrides).
 
 Snappy rather than Iceberg's default zstd: a group's history is written once and read again
@@ -146,9 +151,11 @@ class FeatureStore:
             properties: Iceberg properties of the group's table, on top of
                 :data:`GROUP_TABLE_PROPERTIES` (Parquet files compressed with snappy; e.g.
                 ``{"write.parquet.compression-codec": "zstd"}`` for smaller, slower-to-read files).
+                Not applied when ``exist_ok`` returns an existing group.
 
         Raises:
-            ConfigError: A bad name, TTL, or an existing group (unless ``exist_ok``).
+            ConfigError: A bad name, TTL, properties (not strings, an unknown codec), or an
+                existing group (unless ``exist_ok``).
             SchemaError: A key or time column missing from ``schema``, or of the wrong type.
         """
         _check_name(name, "feature group")
@@ -163,6 +170,10 @@ class FeatureStore:
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in properties.items())
         ):
             msg = f"properties of feature group {name!r} must map strings to strings, got {properties!r}"
+            raise ConfigError(msg)
+        codec = (properties or {}).get(CODEC_PROPERTY)
+        if codec is not None and codec.lower() not in CODECS:
+            msg = f"feature group {name!r}: unknown {CODEC_PROPERTY} {codec!r}; use one of {', '.join(CODECS)}"
             raise ConfigError(msg)
         table = f"{NAMESPACE}.{name}"
         self.warehouse.create_table(
