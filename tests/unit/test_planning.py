@@ -131,3 +131,47 @@ def test_balanced_groups_partition_in_order(sizes: list[int], target: int) -> No
     assert len(groups) <= max(1, len(items))
     if biggest <= target:
         assert len(groups) <= max(1, 2 * -(-total // target))
+
+
+@pytest.mark.parametrize(("prefetch", "max_bytes", "most"), [(8, 1, 1), (8, 10**12, 8), (2, 10**12, 2)])
+def test_to_batches_reads_ahead_within_its_task_and_byte_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefetch: int, max_bytes: int, most: int
+) -> None:
+    import threading
+    import time
+
+    import lakefeed.tables.base as base
+
+    parts = [pa.table({"i": pa.array(range(k * 1000, (k + 1) * 1000), pa.int64())}) for k in range(12)]
+    wh = lf.Warehouse(tmp_path)
+    table = wh.create_table("p.ahead", parts[0])
+    for part in parts[1:]:
+        table.append(part)
+    running, peak, lock = [0], [0], threading.Lock()
+    read_all = base._read_all
+
+    def counted(task: base.ScanTask) -> list[pa.RecordBatch]:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)  # long enough for the reader to start every task it is allowed to
+        try:
+            return read_all(task)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(base, "_read_all", counted)
+    scan = table.scan()
+    small = scan.tasks(8000)  # a task per file (each ~8 KB decoded)
+    monkeypatch.setattr(scan, "tasks", lambda: small)
+    assert len(small) == 12
+    ids = [i for b in scan.to_batches(prefetch=prefetch, max_bytes=max_bytes) for i in b.column("i").to_pylist()]
+    assert sorted(ids) == list(range(12_000))
+    assert peak[0] == most  # a budget below one task still reads one task ahead
+
+
+@pytest.mark.parametrize("bad", [{"prefetch": 0}, {"max_bytes": -1}, {"prefetch": True}])
+def test_to_batches_limits_must_be_positive(mixed: lf.Table, bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="must be a positive int"):
+        next(mixed.scan().to_batches(**bad))  # type: ignore[arg-type]

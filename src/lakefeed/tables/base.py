@@ -9,6 +9,7 @@ and the projection, so each task reads exactly its share of the scan.
 
 from __future__ import annotations
 
+import collections
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["ReadPlan", "Scan", "ScanTask", "Snapshot", "Table", "TablePart", "TableStats", "translate_missing_file"]
 
 BATCH_ROWS = 65_536
+
+PREFETCH_BYTES = 256 << 20
+"""Estimated decoded bytes :meth:`Scan.to_batches` reads ahead by default (at least one task)."""
 
 
 @dataclass(frozen=True)
@@ -321,22 +325,46 @@ class Scan:
         groups = balanced_groups(self.parts(), lambda p: p.estimated_bytes, target_bytes)
         return [ScanTask(_merge_adjacent(g), self.plan) for g in groups]
 
-    def to_batches(self, *, prefetch: int | None = None) -> Iterator[pa.RecordBatch]:
-        """Stream the rows in table order, reading up to ``prefetch`` tasks ahead in threads."""
+    def to_batches(self, *, prefetch: int | None = None, max_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream the rows in table order, reading tasks ahead in threads.
+
+        At most ``prefetch`` tasks are read ahead (default: one per core, at least 2), holding
+        at most ``max_bytes`` of estimated decoded data (default :data:`PREFETCH_BYTES`; the
+        next task is always read, however large), so memory does not grow with the core count.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.tb", pa.table({"x": [1, 2, 3]}))
+            >>> sum(b.num_rows for b in t.scan().to_batches(prefetch=1))
+            3
+        """
         depth = prefetch if prefetch is not None else max(2, os.cpu_count() or 2)
-        tasks = self.tasks()
+        budget = max_bytes if max_bytes is not None else PREFETCH_BYTES
+        for name, value in (("prefetch", depth), ("max_bytes", budget)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                msg = f"{name} must be a positive int, got {value!r}"
+                raise ConfigError(msg)
+        tasks = iter(self.tasks())
         with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="lakefeed-scan") as pool:
-            pending: list[Future[list[pa.RecordBatch]]] = []
-            it = iter(tasks)
-            for task in it:
-                pending.append(pool.submit(_read_all, task))
-                if len(pending) >= depth:
-                    break
+            pending: collections.deque[tuple[Future[list[pa.RecordBatch]], int]] = collections.deque()
+            ahead = 0  # estimated bytes of the tasks in `pending`
+            nxt = next(tasks, None)
+
+            def fill() -> None:
+                nonlocal ahead, nxt
+                while (
+                    nxt is not None and len(pending) < depth and (not pending or ahead + nxt.estimated_bytes <= budget)
+                ):
+                    pending.append((pool.submit(_read_all, nxt), nxt.estimated_bytes))
+                    ahead += nxt.estimated_bytes
+                    nxt = next(tasks, None)
+
+            fill()
             while pending:
-                batches = pending.pop(0).result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(_read_all, nxt))
+                future, size = pending.popleft()
+                batches = future.result()
+                ahead -= size
+                fill()  # the next tasks read while these batches are consumed
                 yield from batches
 
     def to_arrow(self) -> pa.Table:
