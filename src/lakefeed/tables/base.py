@@ -38,7 +38,7 @@ __all__ = ["ReadPlan", "Scan", "ScanTask", "Snapshot", "Table", "TablePart", "Ta
 
 BATCH_ROWS = 65_536
 
-PREFETCH_BYTES = 256 << 20
+PREFETCH_BYTES = 512 << 20
 """Estimated decoded bytes :meth:`Scan.to_batches` reads ahead by default (at least one task)."""
 
 
