@@ -39,6 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from peak_memory import peak_rss_bytes  # this script's folder is first on sys.path
+
 FEAST_SPEC = "feast[redis]==0.67.0"
 # Versions Feast's resolver picked with FEAST_SPEC when it was verified; pinned so reruns match.
 FEAST_PINS = ("pandas==2.3.3", "pyarrow==26.0.1", "numpy==2.4.6", "dask==2026.8.0")
@@ -101,11 +103,8 @@ def parse_redis(target: str) -> tuple[str, int, int]:
 
 def peak_rss_mib() -> float:
     """Peak resident set size of this process or any waited-for child, in MiB."""
-    kib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
-    return round(kib / 1024, 1)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return round(max(peak_rss_bytes(), children) / 2**20, 1)
 
 
 @contextlib.contextmanager

@@ -56,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from loader import error_line  # noqa: E402
+from peak_memory import peak_rss_bytes  # noqa: E402
 
 GROUP = "user_stats"
 VIEW = "user_view"
@@ -134,9 +135,8 @@ def generate(entities: int, spine: int) -> Path:
 
 
 def peak_rss_mib() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return max(peak_rss_bytes(), children) / 2**20
 
 
 def online_target(kind: str, work: Path) -> str:

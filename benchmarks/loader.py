@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from peak_memory import peak_rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["HF_HUB_OFFLINE"] = "1"  # Hugging Face datasets: local files only, never ask the Hub
@@ -322,7 +322,7 @@ def run_one(name: str, source: Path, batch: int, columns: int, limit_s: float) -
         elapsed = time.perf_counter() - t0
     finally:
         batches.close()  # type: ignore[attr-defined]  # runs the contender's cleanup (ray.shutdown)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     return {
         "rows": rows,
         "seconds": elapsed,

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader import data_dir, generate, handwritten_numpy
+from peak_memory import peak_rss_bytes
 
 THREADS: list[int | None] = [None]  # the loader's decoding threads (--threads; default: one per core)
 BUDGET: dict[str, int] = {}  # the loader's memory_budget (--memory-budget; default: the loader's)
@@ -245,7 +245,7 @@ def measure(name: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]
         "host_wait_share": host_wait / elapsed,
         "cpu_cores_used": ((cpu.user - cpu0.user) + (cpu.system - cpu0.system)) / elapsed,
         "loss_first_last": [float(losses[0]), float(losses[-1])] if losses else None,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_bytes() / 2**20,
     }
 
 

@@ -60,7 +60,6 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
@@ -94,6 +93,8 @@ def _sibling(name: str) -> ModuleType:
     return module
 
 
+peak_rss_bytes = _sibling("peak_memory").peak_rss_bytes
+sys.modules["peak_memory"] = sys.modules["_bench_peak_memory"]  # loader.py imports it by that name
 loader = _sibling("loader")  # generate(), tree_pss(), versions(): the loader benchmark's helpers
 
 
@@ -291,7 +292,7 @@ def run_one(name: str, data: Data, batch: int, limit_s: float, blocks: bool) -> 
             "seconds": elapsed,
             "first_batch_s": first,
             "steady": (rows - first_rows) / (elapsed - first) if first is not None and elapsed > first else None,
-            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_rss": peak_rss_bytes(),
             "store_peak": store.peak * MiB,
         }
         try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader import generate  # the loader benchmark's data
+from peak_memory import peak_rss_bytes
 
 ROW_SAMPLES = 2_000
 BUCKETS = 8
@@ -156,7 +156,7 @@ def run(name: str, folder: Path, columns: int) -> dict[str, Any]:
 
 
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return peak_rss_bytes()
 
 
 def spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
