@@ -14,10 +14,10 @@ Time: "rows/s" counts from the contender's first line (its imports, ``ray.init``
 its last batch or the cut-off; "after 1st" counts from the first batch on; "first batch" is the
 wait for it. The cached contender's clock starts after its untimed cache-filling epoch.
 
-Memory: "peak RSS" is the contender process's own ``ru_maxrss``; "tree peak" is the sum of PSS
-(proportional set size: shared pages split between the processes that map them) over the
-contender process and all its descendants, sampled every 0.2 s by the parent from /proc. They
-differ only where a library starts processes of its own (Ray's raylet, GCS and workers).
+Memory: "peak RSS" is the contender process's own peak (``VmHWM``, see peak_memory.py); "tree
+peak" is the sum of PSS (proportional set size: shared pages split between the processes that
+map them) over the contender process and all its descendants, sampled every 0.2 s by the parent
+from /proc. They differ only where a library starts processes of its own (Ray's raylet, GCS and workers).
 
 Extra packages: ``pip install -e '.[bench]'`` (Ray Data, Hugging Face datasets) in the main
 environment; pypaimon in ``.venv-paimon`` (see scripts/test).
