@@ -65,6 +65,8 @@ class FeatureGroupSpec(_Frozen):
     event_time: str
     created_time: str | None = None
     ttl_seconds: float | None = None
+    ttl_ticks: int | None = None
+    """The TTL of a group with integer event times, in the times' own units (``ttl_seconds`` is None)."""
     description: str = ""
     online: bool = True
     table: str = Field(description="The catalog name of the group's Iceberg table, or the source URI when registered")
@@ -85,8 +87,10 @@ class FeatureGroupSpec(_Frozen):
         return [n for n in self.arrow_schema.names if n not in skip]
 
     @property
-    def ttl(self) -> timedelta | None:
-        """The time-to-live of a feature row (None: forever)."""
+    def ttl(self) -> timedelta | int | None:
+        """The time-to-live of a feature row (None: forever; an int for integer event times)."""
+        if self.ttl_ticks is not None:
+            return self.ttl_ticks
         return timedelta(seconds=self.ttl_seconds) if self.ttl_seconds is not None else None
 
 
@@ -124,6 +128,8 @@ class TrainingDatasetSpec(_Frozen):
     label: str | None = None
     transform: str | None = None
     rows: int
+    snapshot_id: int | None = None
+    """The dataset table's snapshot (None for an empty dataset, and in specs saved before it was recorded)."""
     version: int = 1
 
 

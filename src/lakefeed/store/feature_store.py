@@ -129,7 +129,7 @@ class FeatureStore:
         keys: Sequence[str],
         event_time: str,
         schema: pa.Schema,
-        ttl: timedelta | None = None,
+        ttl: timedelta | int | None = None,
         online: bool = True,
         description: str = "",
         created_time: str | None = None,
@@ -143,7 +143,9 @@ class FeatureStore:
             keys: The entity key columns.
             event_time: The column saying when each row's values became true.
             schema: The columns (keys, times and features) as an Arrow schema.
-            ttl: How long a row stays valid (point-in-time joins and online reads ignore older rows).
+            ttl: How long a row stays valid (point-in-time joins and online reads ignore older
+                rows): a ``timedelta``, or an ``int`` in the event times' own units when they are
+                integers.
             online: Keep the latest row per key in the online store.
             description: Free text.
             created_time: Optional column saying when a row was computed (breaks event-time ties).
@@ -191,7 +193,7 @@ class FeatureStore:
         *,
         keys: Sequence[str],
         event_time: str,
-        ttl: timedelta | None = None,
+        ttl: timedelta | int | None = None,
         online: bool = False,
         description: str = "",
         created_time: str | None = None,
@@ -373,7 +375,7 @@ def _group_spec(
     keys: Sequence[str],
     event_time: str,
     schema: pa.Schema,
-    ttl: timedelta | None,
+    ttl: timedelta | int | None,
     online: bool,
     description: str,
     created_time: str | None,
@@ -398,9 +400,20 @@ def _group_spec(
     if WRITE_COLUMN in schema.names:
         msg = f"feature group {name!r}: {WRITE_COLUMN!r} is reserved"
         raise SchemaError(msg)
-    if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
-        msg = f"feature group {name!r}: ttl must be a positive timedelta, got {ttl!r}"
-        raise ConfigError(msg)
+    integer_time = pt.is_integer(schema.field(event_time).type)
+    if ttl is not None:
+        ok = (
+            (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0)
+            if integer_time
+            else (isinstance(ttl, timedelta) and ttl > timedelta(0))
+        )
+        if not ok:
+            what = "an int in the event times' units" if integer_time else "a timedelta"
+            msg = (
+                f"feature group {name!r}: ttl must be positive and {what} (event time {event_time!r} is "
+                f"{schema.field(event_time).type}), got {ttl!r}"
+            )
+            raise ConfigError(msg)
     features = [n for n in schema.names if n not in {*keys, event_time, created_time}]
     if not features:
         msg = f"feature group {name!r}: the schema has no feature columns besides keys and times"
@@ -410,7 +423,8 @@ def _group_spec(
         keys=list(keys),
         event_time=event_time,
         created_time=created_time,
-        ttl_seconds=ttl.total_seconds() if ttl is not None else None,
+        ttl_seconds=ttl.total_seconds() if isinstance(ttl, timedelta) else None,
+        ttl_ticks=ttl if isinstance(ttl, int) else None,
         description=description,
         online=online,
         table="",
@@ -446,7 +460,7 @@ def _online_write(store: Any, spec: FeatureGroupSpec, batches: Iterable[pa.Table
                 keys=spec.keys,
                 event_time=spec.event_time,
                 created_time=spec.created_time,
-                write_order=WRITE_COLUMN,
+                write_order=None if spec.read_only else WRITE_COLUMN,  # a registered source has none
                 ttl=spec.ttl,
             )
         )

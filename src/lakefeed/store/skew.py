@@ -66,6 +66,8 @@ def check_skew(view: FeatureView, *, sample: int = 1000, seed: int = 0, now: dat
         raise ConfigError(msg)
     groups = view._groups()
     at = now or datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # naive means UTC, as for online reads
     rng = np.random.default_rng(seed)
     entities: list[dict[str, Any]] | None = None
     time_type: Any = None

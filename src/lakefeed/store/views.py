@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lakefeed.loader import Loader
     from lakefeed.store.feature_store import FeatureStore
     from lakefeed.store.skew import SkewReport
-    from lakefeed.tables import Table
+    from lakefeed.tables import Scan, Table
     from lakefeed.transforms import Pipeline
 
 __all__ = ["FeatureView", "TrainingDataset"]
@@ -182,6 +182,7 @@ class FeatureView:
             label=label,
             transform=self.spec.transform,
             rows=data.num_rows,
+            snapshot_id=table.snapshot_id,
         )
         self.store.registry.put_dataset(spec)
         return TrainingDataset(self.store, spec, table)
@@ -216,10 +217,14 @@ class FeatureView:
             if missing:
                 msg = f"entities need the key(s) {missing} of feature group {name!r}"
                 raise ColumnNotFoundError(msg)
+            absent = dict.fromkeys(ref.name for ref in refs)
+            if not store.has_group(name):  # nothing written online yet: no row for any entity
+                for row in out:
+                    row.update(absent)
+                continue
             keys = [tuple(e[k] for k in spec.keys) for e in entities]
             records = store.read(name, keys, now=when, ttl=spec.ttl)
             pairs = [(ref.name, ref.feature) for ref in refs]
-            absent = dict.fromkeys(ref.name for ref in refs)
             # the whole group under its own names, in its order (``group.*``): records as they are
             whole = pairs == [(f, f) for f in store.group(name).features]
             for row, record in zip(out, records, strict=True):
@@ -270,10 +275,17 @@ class TrainingDataset:
 
     def read(self) -> pa.Table:
         """The dataset's rows (the same every time)."""
-        return self.table.scan(snapshot=self.table.snapshots()[0].snapshot_id).to_arrow()
+        return self._scan().to_arrow()
 
     def loader(self, **kwargs: Any) -> Loader:
         """A :class:`lakefeed.Loader` over the dataset (keyword arguments as for ``Loader``)."""
         from lakefeed.loader import Loader
 
-        return Loader(self.table.scan(snapshot=self.table.snapshots()[0].snapshot_id), **kwargs)
+        return Loader(self._scan(), **kwargs)
+
+    def _scan(self) -> Scan:
+        """The dataset table at the snapshot its rows were saved in (an empty dataset has none)."""
+        snapshot = self.spec.snapshot_id
+        if snapshot is None and self.spec.rows:  # a spec saved before snapshot ids were recorded
+            snapshot = self.table.snapshots()[0].snapshot_id
+        return self.table.scan(snapshot=snapshot)  # None: the empty table was saved without one

@@ -278,6 +278,26 @@ class OnlineStore(ABC):
             found = self._reload(name)
         return found
 
+    def has_group(self, name: str) -> bool:
+        """Whether a group ``name`` is registered (written to, or registered, by any client).
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
+
+        Example:
+            >>> import tempfile, pyarrow as pa
+            >>> from lakefeed.store.online import OnlineGroup, SqliteOnlineStore
+            >>> store = SqliteOnlineStore(f"{tempfile.mkdtemp()}/online.db")
+            >>> store.has_group("g")
+            False
+            >>> schema = pa.schema([("k", pa.int64()), ("ts", pa.timestamp("us")), ("x", pa.float64())])
+            >>> store.register_group(OnlineGroup("g", schema, keys=["k"], event_time="ts"))
+            >>> store.has_group("g")
+            True
+        """
+        self._check_open()
+        return name in self._groups or self._load_spec(name) is not None
+
     def groups(self) -> list[str]:
         """The names of the registered groups, sorted."""
         self._check_open()

@@ -1,0 +1,151 @@
+"""Feature-store edges: registered online sources, groups with nothing online, empty datasets,
+integer-time TTLs and naive instants."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakefeed as lf
+from lakefeed.errors import ConfigError, OnlineStoreUnavailableError
+from lakefeed.store.skew import check_skew
+
+T0 = datetime(2026, 1, 1)
+USERS = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+TICKS = pa.schema([("user_id", pa.int64()), ("step", pa.int64()), ("clicks", pa.int64())])
+
+
+def test_a_registered_online_source_materializes_and_serves(tmp_path: Path) -> None:
+    folder = tmp_path / "ext"
+    folder.mkdir()
+    rows = {
+        "user_id": [1, 2, 1],
+        "ts": [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)],
+        "score": [0.1, 0.2, 0.3],
+    }
+    pq.write_table(pa.table(rows), folder / "p.parquet")
+    fs = lf.FeatureStore(tmp_path / "home")
+    fs.register_feature_group("scores", str(folder), keys=["user_id"], event_time="ts", online=True)
+    result = fs.materialize("scores")
+    assert result.rows == 3
+    view = fs.create_feature_view("v", ["scores.score"])
+    now = T0 + timedelta(days=1)
+    assert view.get_feature_vectors([{"user_id": 1}, {"user_id": 2}, {"user_id": 3}], now=now) == [
+        {"user_id": 1, "score": 0.3},  # the later event wins
+        {"user_id": 2, "score": 0.2},
+        {"user_id": 3, "score": None},
+    ]
+
+
+def test_a_group_with_nothing_online_yet_serves_nulls(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    fs.create_feature_group("a", keys=["user_id"], event_time="ts", schema=USERS).insert(
+        {"user_id": [1], "ts": [T0], "clicks": [5]}
+    )
+    other = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("views", pa.int64())])
+    fs.create_feature_group("b", keys=["user_id"], event_time="ts", schema=other)  # never inserted into
+    view = fs.create_feature_view("v", ["a.clicks", "b.views"])
+    assert not fs.online_store.has_group("b")
+    assert view.get_feature_vector({"user_id": 1}) == {"user_id": 1, "clicks": 5, "views": None}
+    assert check_skew(view, sample=5, now=T0 + timedelta(days=1)).consistent
+
+
+def test_has_group_does_not_hide_an_unreachable_store(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home", online="redis://127.0.0.1:6399/0")  # nothing listens there
+    with pytest.raises(OnlineStoreUnavailableError):
+        fs.online_store.has_group("a")
+
+
+def test_an_empty_training_dataset_reads_back_empty(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    fs.create_feature_group("a", keys=["user_id"], event_time="ts", schema=USERS, online=False).insert(
+        {"user_id": [1], "ts": [T0], "clicks": [5]}
+    )
+    view = fs.create_feature_view("v", ["a.clicks"])
+    spine = pa.table({"user_id": pa.array([], pa.int64()), "ts": pa.array([], pa.timestamp("us"))})
+    dataset = view.create_training_dataset(spine, "empty")
+    assert dataset.spec.snapshot_id is None
+    again = lf.FeatureStore(tmp_path / "home").training_dataset("empty")
+    for ds in (dataset, again):
+        assert ds.read().num_rows == 0
+        assert ds.read().column_names == ["user_id", "ts", "clicks"]
+        assert list(ds.loader(batch_size=2, features=["clicks"])) == []
+
+
+def test_a_training_dataset_records_its_snapshot(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    fs.create_feature_group("a", keys=["user_id"], event_time="ts", schema=USERS, online=False).insert(
+        {"user_id": [1, 2], "ts": [T0, T0], "clicks": [5, 6]}
+    )
+    view = fs.create_feature_view("v", ["a.clicks"])
+    dataset = view.create_training_dataset({"user_id": [2, 1], "ts": [T0, T0]}, "ds")
+    assert dataset.spec.snapshot_id == dataset.table.snapshot_id is not None
+    dataset.table.append(dataset.read())  # behind the store's back: the saved rows stay what they were
+    assert lf.FeatureStore(tmp_path / "home").training_dataset("ds").read().column("clicks").to_pylist() == [6, 5]
+
+
+def test_integer_event_times_take_an_integer_ttl(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.create_feature_group("a", keys=["user_id"], event_time="step", schema=TICKS, ttl=10)
+    assert group.spec.ttl == 10
+    group.insert({"user_id": [1, 2], "step": [100, 95], "clicks": [5, 6]})
+    view = fs.create_feature_view("v", ["a.clicks"])
+    spine = {"user_id": [1, 1, 2, 2], "step": [109, 110, 104, 105]}
+    # valid while step - event < 10: a row exactly ttl old has expired
+    assert view.training_data(spine).column("clicks").to_pylist() == [5, None, 6, None]
+    reopened = lf.FeatureStore(tmp_path / "home").feature_group("a")
+    assert reopened.spec.ttl == 10
+    assert fs.online_store.read("a", [1, 2], now=104) == [{"clicks": 5}, {"clicks": 6}]
+    assert fs.online_store.read("a", [1, 2], now=105) == [{"clicks": 5}, None]
+
+
+@pytest.mark.parametrize(
+    ("schema", "ttl", "match"),
+    [
+        (TICKS, timedelta(seconds=5), r"ttl must be positive and an int in the event times' units .*'step' is int64"),
+        (TICKS, 0, "ttl must be positive"),
+        (TICKS, True, "ttl must be positive"),
+        (USERS, 5, r"ttl must be positive and a timedelta .*'ts' is timestamp\[us\]"),
+        (USERS, timedelta(0), "ttl must be positive"),
+    ],
+)
+def test_a_ttl_of_the_wrong_kind_is_refused(tmp_path: Path, schema: pa.Schema, ttl: object, match: str) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    event_time = "step" if "step" in schema.names else "ts"
+    with pytest.raises(ConfigError, match=match):
+        fs.create_feature_group("a", keys=["user_id"], event_time=event_time, schema=schema, ttl=ttl)  # type: ignore[arg-type]
+    assert fs.list_feature_groups() == []
+
+
+@pytest.fixture
+def pacific() -> Iterator[None]:
+    """The process's local time zone set to one far from UTC."""
+    import os
+
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/Los_Angeles"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.usefixtures("pacific")
+def test_check_skew_reads_a_naive_instant_as_utc(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.create_feature_group("a", keys=["user_id"], event_time="ts", schema=USERS, ttl=timedelta(hours=1))
+    group.insert({"user_id": [1], "ts": [datetime(2024, 1, 1, 11, 30)], "clicks": [5]})
+    view = fs.create_feature_view("v", ["a.clicks"])
+    naive = check_skew(view, sample=1, now=datetime(2024, 1, 1, 12))
+    aware = check_skew(view, sample=1, now=datetime(2024, 1, 1, 12, tzinfo=UTC))
+    assert naive.consistent, naive.mismatches
+    assert aware.consistent, aware.mismatches
