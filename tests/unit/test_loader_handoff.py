@@ -94,7 +94,7 @@ def test_an_error_in_finish_reaches_the_consumer(table: lf.Table) -> None:
 def test_many_threads_transpose_in_parallel_and_lose_no_row(table: lf.Table) -> None:
     # 8 threads: blocks are transposed by helper threads in pieces, and with few lanes the
     # tasks decode their columns in parallel; every value must still sit in its row
-    loader = _loader(table, num_threads=8, memory_budget=800_000)
+    loader = _loader(table, num_threads=8, memory_budget=500_000)
     assert loader.lanes * 2 < loader.num_threads
     assert all(t.plan.use_threads for t in loader._tasks)
     batches = list(loader)
@@ -104,7 +104,7 @@ def test_many_threads_transpose_in_parallel_and_lose_no_row(table: lf.Table) -> 
         np.testing.assert_array_equal(b["features"][:, 0], b["id"] * 0.5)
         np.testing.assert_array_equal(b["features"][:, 1], (b["id"] % 7).astype(np.float32))
         np.testing.assert_array_equal(b["label"], b["id"] % 3)
-    again = np.concatenate([b["id"] for b in _loader(table, num_threads=8, memory_budget=800_000)])
+    again = np.concatenate([b["id"] for b in _loader(table, num_threads=8, memory_budget=500_000)])
     np.testing.assert_array_equal(ids, again)  # threads do not change the order
 
 

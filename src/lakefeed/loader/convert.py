@@ -117,6 +117,19 @@ class BatchSpec:
         names = [*self.features, *([self.label] if self.label else []), *self.columns]
         return list(dict.fromkeys(names))
 
+    def check_outputs(self) -> None:
+        """Refuse two outputs under one key (the later would silently replace the earlier)."""
+        seen: dict[str, str] = {}
+        for key, what in [
+            *([(FEATURES, "the feature matrix")] if self.features else []),
+            *([(LABEL, f"the label ({self.label!r})")] if self.label else []),
+            *((name, f"column {name!r}") for name in self.columns),
+        ]:
+            if key in seen:
+                msg = f"the loader's {seen[key]} and {what} would both be yielded as {key!r}; drop or rename one"
+                raise ConfigError(msg)
+            seen[key] = what
+
     def validate(self, schema: pa.Schema, table: str) -> None:
         """Check names and types against the scan's schema before anything is read."""
         import pyarrow as pa

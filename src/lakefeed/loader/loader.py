@@ -27,7 +27,17 @@ from lakefeed.loader.handoff import BatchThread, RowIndex, split_batches
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
 from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_type
-from lakefeed.loader.support import LoaderStats, OrdersAhead, detect_rank_world, digest, resolve_scan, spearman, to_disk
+from lakefeed.loader.support import (
+    LoaderStats,
+    OrdersAhead,
+    detect_rank_world,
+    digest,
+    lane_count,
+    resolve_scan,
+    spearman,
+    to_disk,
+    whole,
+)
 from lakefeed.samplers.strategies import Balanced, Stratified, Weighted
 from lakefeed.tables.base import Scan, ScanTask, Table
 
@@ -44,7 +54,6 @@ STATE_VERSION = 1
 DEFAULT_TASK_BYTES = 8 << 20
 DEFAULT_BLOCK_BYTES = 32 << 20
 DEFAULT_MEMORY_BUDGET = 512 << 20
-MAX_LANES = 16
 QUALITY_SAMPLE = 64  # rows per sampled batch
 QUALITY_EVERY = 4  # sample every 4th batch
 QUALITY_BATCHES = 4096
@@ -132,9 +141,16 @@ class Loader:
         target_bytes: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            msg = f"batch_size must be a positive int, got {batch_size!r}"
-            raise ConfigError(msg)
+        batch_size = whole(batch_size, "batch_size", minimum=1)
+        seed = whole(seed, "seed", minimum=0)
+        if num_threads is not None:
+            num_threads = whole(num_threads, "num_threads", minimum=1)
+        if prefetch is not None:
+            prefetch = whole(prefetch, "prefetch", minimum=0)
+        if rank is not None:
+            rank = whole(rank, "rank", minimum=0)
+        if world_size is not None:
+            world_size = whole(world_size, "world_size", minimum=1)
         if isinstance(features, str) or isinstance(columns, str):
             msg = "features and columns take lists of names, e.g. features=['f0', 'f1']"
             raise ConfigError(msg)
@@ -195,6 +211,7 @@ class Loader:
             casts=casts,
             arrow_transform=pipeline.transform_batch if pipeline is not None else None,
         )
+        self._spec.check_outputs()
         read = self._spec.read_columns
         if pipeline is not None:
             made = set(pipeline.output_columns)
@@ -233,6 +250,7 @@ class Loader:
             raise ConfigError(msg)
         self.memory_budget = memory_budget
         self.lanes = self._lanes()
+        """Tasks each shuffled block mixes rows from (a function of the table and the settings, not of the machine)."""
         if self.lanes * 2 < self.num_threads:
             # fewer tasks decode at once than there are threads (large tasks, a small budget):
             # each task's columns decode in parallel in Arrow's pool instead
@@ -241,6 +259,7 @@ class Loader:
         self._epoch = 0
         self._start_batch = 0
         self._resume_pending = False
+        self._generation = 0  # bumped by each iteration and position change: only the latest iteration moves it
         self._stats = LoaderStats()
         self._cached: Columns | None = None
         self._orders = OrdersAhead()  # this and the next epoch's cache order
@@ -277,14 +296,8 @@ class Loader:
     def _lanes(self) -> int:
         if not self.shuffle:
             return 1
-        # The budget holds the blocks in flight, the tasks being decoded (Arrow's read buffers
-        # and its output: about twice the decoded size each) and, per lane, its open task and
-        # the next one; what is left decides how many lanes a block mixes.
-        largest_task = max((t.estimated_bytes for t in self._tasks), default=0) or 1
-        blocks = self.block_rows * max(1, self._row_bytes()) * (self.prefetch + 2)
-        decoding = min(self.num_threads, len(self._tasks)) * 2 * largest_task
-        room = max(0, self.memory_budget - blocks - decoding)
-        return max(1, min(MAX_LANES, room // (2 * largest_task)))
+        task_bytes = [t.estimated_bytes for t in self._tasks]
+        return lane_count(task_bytes, self.block_rows * max(1, self._row_bytes()), self.memory_budget)
 
     def shard(self, rank: int, world_size: int, *, share: int = 1) -> Loader:
         """A loader over shard ``rank`` of ``world_size`` with this one's table, plan and settings.
@@ -385,7 +398,11 @@ class Loader:
         if epoch < 0:
             msg = f"epoch must be >= 0, got {epoch}"
             raise ConfigError(msg)
-        self._epoch = int(epoch)
+        epoch = int(epoch)
+        self._generation += 1
+        if self._resume_pending and epoch == self._epoch:
+            return  # the usual loop after load_state_dict(): the resumed epoch continues where it was
+        self._epoch = epoch
         self._start_batch = 0
         self._resume_pending = False
 
@@ -397,6 +414,7 @@ class Loader:
     def load_position(self, epoch: int, batch: int) -> None:
         """Make the next iteration read ``epoch`` from its batch ``batch`` (no checks: see :meth:`load_state_dict`)."""
         self._epoch, self._start_batch, self._resume_pending = int(epoch), int(batch), True
+        self._generation += 1
 
     def _fingerprint(self) -> dict[str, Any]:
         return {
@@ -418,6 +436,7 @@ class Loader:
             "world_size": self.world_size,
             "uneven": self.uneven,
             "target_bytes": self._target_bytes,
+            "lanes": self.lanes,
             "cache": self.cache,
             "rows": sum(self._task_counts()),
             "sampling": repr(self.sampling) if self.sampling is not None else None,
@@ -456,9 +475,7 @@ class Loader:
         if diffs:
             msg = "cannot resume this loader from that state; it differs in " + "; ".join(diffs)
             raise ResumeStateError(msg)
-        self._epoch = int(state["epoch"])
-        self._start_batch = int(state["batch"])
-        self._resume_pending = True
+        self.load_position(int(state["epoch"]), int(state["batch"]))
 
     def stats(self) -> dict[str, float | int | None]:
         """Rows/s, batches, bytes decoded, time waiting on data vs in the consumer, and shuffle quality."""
@@ -503,6 +520,8 @@ class Loader:
         epoch = self._epoch
         start = self._start_batch if self._resume_pending else 0
         self._resume_pending = False
+        self._generation += 1
+        generation = self._generation
         n_batches = len(self)
         self._stats = LoaderStats(epoch=epoch)
         if rows_only and not self.cache:
@@ -532,7 +551,11 @@ class Loader:
                 now = time.perf_counter()
                 stats.seconds_waiting_for_data += now - last
                 index += 1
-                self._start_batch = index
+                if self._generation == generation:  # set_epoch() or a newer iteration took over otherwise
+                    if index >= n_batches:  # after the last batch, the next epoch is where a state resumes
+                        self._epoch, self._start_batch = epoch + 1, 0
+                    else:
+                        self._start_batch = index
                 stats.batches += 1
                 stats.rows += rows
                 yield batch
@@ -544,7 +567,7 @@ class Loader:
                 close()
             if sampled:
                 stats.shuffle_spearman = self._quality(sampled)
-        if index >= n_batches:
+        if index >= n_batches and self._generation == generation:  # an empty epoch yields nothing
             self._epoch = epoch + 1
             self._start_batch = 0
 

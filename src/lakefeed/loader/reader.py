@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lakefeed.errors import ConfigError
 from lakefeed.loader.convert import FEATURES, Columns, Decoded, Ragged, concat_arrays
 from lakefeed.loader.plan import EpochPlan
 
@@ -33,9 +35,9 @@ class ReaderClosedError(Exception):
 
 def _release_arrow_memory() -> None:
     """Hand memory Arrow freed back to the system, so the loader's RSS follows what it holds."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
+    pa = sys.modules.get("pyarrow")  # not imported here: this also runs while the interpreter shuts down
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
 
 
 class BlockReader:
@@ -148,6 +150,14 @@ class BlockReader:
         if self.loader.transform is not None:
             row_index = data.pop(ROW_INDEX)
             data = dict(self.loader.transform(data))
+            for key, value in data.items():
+                if len(value) != len(row_index):
+                    msg = (
+                        f"the loader's transform returned {len(value)} rows for {key!r} from a block of "
+                        f"{len(row_index)}; a transform must keep every row (drop rows with filter=, "
+                        "draw them with sampling=)"
+                    )
+                    raise ConfigError(msg)
             data[ROW_INDEX] = row_index
         data = {k: v if isinstance(v, Ragged) else np.ascontiguousarray(v) for k, v in data.items()}
         if self.permute:

@@ -94,7 +94,7 @@ class RowSampler:
                     f"{name} has {int(bad.sum())} negative/NaN/infinite weight(s) (e.g. {w[first]!r}); use weights >= 0"
                 )
                 raise ConfigError(msg)
-            if not w.any():
+            if len(w) and not w.any():  # an empty table yields no batch: nothing to draw
                 msg = f"{name}: every weight is 0, nothing can be drawn; give some rows a positive weight"
                 raise ConfigError(msg)
             self.weights = w
@@ -106,7 +106,7 @@ class RowSampler:
         self.codes = codes
         if isinstance(strategy, Balanced):
             k = len(self.classes)
-            if k == 0 or batch_size % k:
+            if len(codes) and (k == 0 or batch_size % k):
                 msg = (
                     f"sampling=Balanced({strategy.column!r}): batch_size {batch_size} is not a multiple of the "
                     f"{k} classes {self.classes[:10]}; use a batch size divisible by {k}"
@@ -121,10 +121,11 @@ class RowSampler:
         share = np.zeros(len(self.classes))
         for label, fraction in fractions.items():
             matches = [i for i, c in enumerate(self.classes) if c == label and type(c) is type(label)]
-            if not matches:
+            if not matches and len(codes):  # an empty table yields no batch: nothing to check
                 msg = f"{name}: class {label!r} in shares has no rows; classes are {self.classes[:20]}"
                 raise ConfigError(msg)
-            share[matches[0]] = fraction
+            if matches:
+                share[matches[0]] = fraction
         per_row = np.divide(share, counts, out=np.zeros_like(share), where=counts > 0)
         self.weights = per_row[codes]
 

@@ -18,7 +18,17 @@ from lakefeed.loader.convert import Columns, Ragged
 from lakefeed.loader.plan import pearson
 from lakefeed.tables.base import Scan, Table
 
-__all__ = ["LoaderStats", "OrdersAhead", "detect_rank_world", "digest", "resolve_scan", "spearman", "to_disk"]
+__all__ = [
+    "LoaderStats",
+    "OrdersAhead",
+    "detect_rank_world",
+    "digest",
+    "lane_count",
+    "resolve_scan",
+    "spearman",
+    "to_disk",
+    "whole",
+]
 
 
 @dataclass
@@ -124,6 +134,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
     """The arrays written to ``.npy`` files under ``folder``, mapped back read-only (strings, lists stay in memory)."""
+    import shutil
     import tempfile
 
     root = tempfile.mkdtemp(prefix="lakefeed-cache-", dir=folder)
@@ -137,6 +148,9 @@ def to_disk(data: Columns, folder: str | os.PathLike[str] | None) -> Columns:
         mm[...] = array
         mm.flush()
         out[name] = np.load(path, mmap_mode="r")
+    # The maps keep the data; the names go now, so no folder is left behind however the process
+    # ends (where open files cannot be removed, what is left stays in the temp folder).
+    shutil.rmtree(root, ignore_errors=True)
     return out
 
 
@@ -201,3 +215,38 @@ class OrdersAhead:
 def _read_only(order: np.ndarray) -> np.ndarray:
     order.flags.writeable = False  # handed out and kept: nobody may change it in place
     return order
+
+
+def whole(value: Any, name: str, *, minimum: int) -> int:
+    """``value`` as an int (numpy integers too) of at least ``minimum``, or a ConfigError naming it."""
+    import operator
+
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        msg = f"{name} must be {what}, got {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
+MAX_LANES = 16
+NOMINAL_PREFETCH = 2  # what the lane count assumes, whatever prefetch and num_threads are
+NOMINAL_DECODERS = 2
+
+
+def lane_count(task_bytes: list[int], block_bytes: int, memory_budget: int) -> int:
+    """How many lanes a shuffled block mixes: what ``memory_budget`` leaves for open tasks.
+
+    The budget holds the blocks in flight, the tasks being decoded (Arrow's read buffers and its
+    output: about twice the decoded size each) and, per lane, its open task and the next one.
+    The order must not depend on the machine, so this assumes nominal prefetch and decoding
+    threads, not the process's: a state saved on 8 cores resumes exactly on 64.
+    """
+    largest_task = max(task_bytes, default=0) or 1
+    blocks = block_bytes * (NOMINAL_PREFETCH + 2)
+    decoding = min(NOMINAL_DECODERS, len(task_bytes)) * 2 * largest_task
+    room = max(0, memory_budget - blocks - decoding)
+    return max(1, min(MAX_LANES, room // (2 * largest_task)))
