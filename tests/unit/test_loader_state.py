@@ -189,3 +189,14 @@ def test_a_disk_cache_leaves_no_files(table: lf.Table, tmp_path: Path) -> None:
     first = _ids(loader)
     assert list(tmp_path.iterdir()) == []  # the arrays stay mapped; their names are gone
     assert sorted(_ids(loader)) == sorted(first) == list(range(N))
+
+
+def test_many_threads_decode_within_the_memory_budget(table: lf.Table) -> None:
+    budget = 400_000
+    loader = _loader(table, num_threads=64, memory_budget=budget)
+    task = max(t.estimated_bytes for t in loader._tasks)
+    block = loader.block_rows * loader._row_bytes()
+    held = block * (loader.prefetch + 2) + (loader.lanes + loader.decoders) * 2 * task
+    assert 1 <= loader.decoders < 64
+    assert held <= budget or loader.decoders == 2  # two decode at once, however small the budget
+    assert sorted(_ids(loader)) == list(range(N))

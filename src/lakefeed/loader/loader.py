@@ -15,14 +15,7 @@ import numpy as np
 
 from lakefeed.errors import ConfigError, NotFittedError, ResumeStateError, UnsupportedOperationError
 from lakefeed.expr import Expr
-from lakefeed.loader.convert import (
-    Batch,
-    BatchSpec,
-    Columns,
-    batch_of,
-    concat,
-    take,
-)
+from lakefeed.loader.convert import Batch, BatchSpec, Columns, batch_of, concat, take
 from lakefeed.loader.handoff import BatchThread, RowIndex, split_batches
 from lakefeed.loader.plan import EpochPlan, plan_epoch
 from lakefeed.loader.reader import ROW_INDEX, Block, BlockReader
@@ -30,8 +23,9 @@ from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_
 from lakefeed.loader.support import (
     LoaderStats,
     OrdersAhead,
+    decoder_count,
     detect_rank_world,
-    digest,
+    fingerprint,
     lane_count,
     resolve_scan,
     spearman,
@@ -251,6 +245,8 @@ class Loader:
         self.memory_budget = memory_budget
         self.lanes = self._lanes()
         """Tasks each shuffled block mixes rows from (a function of the table and the settings, not of the machine)."""
+        self.decoders = self._decoders()
+        """Tasks decoded at once (at most ``num_threads``; fewer where the memory budget holds fewer)."""
         if self.lanes * 2 < self.num_threads:
             # fewer tasks decode at once than there are threads (large tasks, a small budget):
             # each task's columns decode in parallel in Arrow's pool instead
@@ -299,6 +295,11 @@ class Loader:
         task_bytes = [t.estimated_bytes for t in self._tasks]
         return lane_count(task_bytes, self.block_rows * max(1, self._row_bytes()), self.memory_budget)
 
+    def _decoders(self) -> int:
+        task_bytes = [t.estimated_bytes for t in self._tasks]
+        block_bytes = self.block_rows * max(1, self._row_bytes())
+        return decoder_count(self.num_threads, task_bytes, block_bytes, self.prefetch, self.lanes, self.memory_budget)
+
     def shard(self, rank: int, world_size: int, *, share: int = 1) -> Loader:
         """A loader over shard ``rank`` of ``world_size`` with this one's table, plan and settings.
 
@@ -324,6 +325,7 @@ class Loader:
         other.num_threads = max(1, self.num_threads // share)
         other.memory_budget = max(1, self.memory_budget // share)
         other.lanes = other._lanes()
+        other.decoders = other._decoders()
         other._stats = LoaderStats()
         other._cached = None
         other._orders = OrdersAhead()
@@ -417,31 +419,7 @@ class Loader:
         self._generation += 1
 
     def _fingerprint(self) -> dict[str, Any]:
-        return {
-            "table": self.scan.table.name,
-            "format": self.scan.table.format,
-            "snapshot_id": self.scan.snapshot_id,
-            "filter": str(self.scan.filter) if self.scan.filter is not None else None,
-            "features": list(self._spec.features),
-            "dtype": self._spec.dtype,
-            "dtypes": dict(self._spec.casts),
-            "label": self._spec.label,
-            "columns": list(self._spec.columns),
-            "batch_size": self.batch_size,
-            "shuffle": self.shuffle,
-            "seed": self.seed,
-            "block_rows": self.block_rows,
-            "drop_last": self.drop_last,
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "uneven": self.uneven,
-            "target_bytes": self._target_bytes,
-            "lanes": self.lanes,
-            "cache": self.cache,
-            "rows": sum(self._task_counts()),
-            "sampling": repr(self.sampling) if self.sampling is not None else None,
-            "transform": digest(self.pipeline.to_json()) if self.pipeline is not None else None,
-        }
+        return fingerprint(self)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the loader is: the epoch and how many of its batches were yielded, plus what it reads.

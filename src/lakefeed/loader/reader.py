@@ -53,7 +53,7 @@ class BlockReader:
         self.epoch = epoch
         self.first = first_block
         self.permute = permute and loader.shuffle
-        self.decode_pool = ThreadPoolExecutor(loader.num_threads, thread_name_prefix="lakefeed-decode")
+        self.decode_pool = ThreadPoolExecutor(loader.decoders, thread_name_prefix="lakefeed-decode")
         self.block_pool = ThreadPoolExecutor(1, thread_name_prefix="lakefeed-block")
         # With many cores the one assembling thread would limit the loader: it gets helpers
         fillers = loader.num_threads // FILL_THREADS_PER

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,11 +18,16 @@ from lakefeed.loader.convert import Columns, Ragged
 from lakefeed.loader.plan import pearson
 from lakefeed.tables.base import Scan, Table
 
+if TYPE_CHECKING:
+    from lakefeed.loader.loader import Loader
+
 __all__ = [
     "LoaderStats",
     "OrdersAhead",
+    "decoder_count",
     "detect_rank_world",
     "digest",
+    "fingerprint",
     "lane_count",
     "resolve_scan",
     "spearman",
@@ -250,3 +255,39 @@ def lane_count(task_bytes: list[int], block_bytes: int, memory_budget: int) -> i
     decoding = min(NOMINAL_DECODERS, len(task_bytes)) * 2 * largest_task
     room = max(0, memory_budget - blocks - decoding)
     return max(1, min(MAX_LANES, room // (2 * largest_task)))
+
+
+def decoder_count(threads: int, task_bytes: list[int], block_bytes: int, prefetch: int, lanes: int, budget: int) -> int:
+    """Tasks decoded at once: ``threads``, fewer where the budget left by blocks and lanes holds fewer."""
+    largest_task = max(task_bytes, default=0) or 1
+    spare = budget - block_bytes * (prefetch + 2) - lanes * 2 * largest_task
+    return max(1, min(threads, max(NOMINAL_DECODERS, spare // (2 * largest_task))))
+
+
+def fingerprint(loader: Loader) -> dict[str, Any]:
+    """What a loader state must match to resume: the table, snapshot and every setting that shapes the batches."""
+    return {
+        "table": loader.scan.table.name,
+        "format": loader.scan.table.format,
+        "snapshot_id": loader.scan.snapshot_id,
+        "filter": str(loader.scan.filter) if loader.scan.filter is not None else None,
+        "features": list(loader._spec.features),
+        "dtype": loader._spec.dtype,
+        "dtypes": dict(loader._spec.casts),
+        "label": loader._spec.label,
+        "columns": list(loader._spec.columns),
+        "batch_size": loader.batch_size,
+        "shuffle": loader.shuffle,
+        "seed": loader.seed,
+        "block_rows": loader.block_rows,
+        "drop_last": loader.drop_last,
+        "rank": loader.rank,
+        "world_size": loader.world_size,
+        "uneven": loader.uneven,
+        "target_bytes": loader._target_bytes,
+        "lanes": loader.lanes,
+        "cache": loader.cache,
+        "rows": sum(loader._task_counts()),
+        "sampling": repr(loader.sampling) if loader.sampling is not None else None,
+        "transform": digest(loader.pipeline.to_json()) if loader.pipeline is not None else None,
+    }
