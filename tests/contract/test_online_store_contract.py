@@ -574,3 +574,40 @@ def test_a_client_sees_what_another_wrote_between_its_own_writes(open_store: Ope
     assert a.write_batch("users", rows(*[(k, T0, 5) for k in range(3000)])) == 1500  # keys 1500.. are new again
     assert clicks_of(a, [0, 1499, 1500, 2999]) == [4, 4, 5, 5]
     assert a.count("users") == 3000
+
+
+# -- nanosecond times ------------------------------------------------------------------------------
+
+NS = pa.schema([("id", pa.int64()), ("ts", pa.timestamp("ns")), ("made", pa.timestamp("ns")), ("x", pa.int64())])
+NS_T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20, in nanoseconds
+
+
+def _ns_rows(*rows: tuple[int, int, int | None, int]) -> pa.Table:
+    ids, ts, made, x = zip(*rows, strict=True)
+    return pa.table({"id": ids, "ts": ts, "made": made, "x": x}, NS)
+
+
+def test_a_sub_microsecond_time_is_refused_not_cut(store: OnlineStore) -> None:
+    # cut to microseconds, an older event written later would tie the newer one and replace it
+    store.register_group(OnlineGroup("ns", NS, keys=["id"], event_time="ts", created_time="made"))
+    with pytest.raises(SchemaError, match=r"'ts' holds nanosecond time 2023-11-14T22:13:20\.000000900"):
+        store.write_batch("ns", _ns_rows((1, NS_T0 + 900, None, 1)))
+    with pytest.raises(SchemaError, match=r"'made' holds nanosecond time 1969-12-31T23:59:59\.999998500"):
+        store.write_batch("ns", _ns_rows((1, NS_T0, None, 1), (2, NS_T0, -1_500, 2)))
+    with pytest.raises(SchemaError, match="floor_temporal"):
+        store.write_batches("ns", [_ns_rows((1, NS_T0 - 100, None, 1))])
+    assert store.count("ns") == 0  # nothing of a refused batch is written
+    assert store.read("ns", [1, 2]) == [None, None]
+
+
+def test_nanosecond_times_of_whole_microseconds_order_and_expire_exactly(store: OnlineStore) -> None:
+    group = OnlineGroup("ns", NS, keys=["id"], event_time="ts", created_time="made", ttl=timedelta(seconds=1))
+    store.register_group(group)
+    assert store.write_batch("ns", _ns_rows((1, NS_T0, None, 1), (2, -1_000, -2_000, 2))) == 2
+    assert store.write_batch("ns", _ns_rows((1, NS_T0 - 1_000, None, 9))) == 0  # one microsecond older
+    now = datetime(2023, 11, 14, 22, 13, 21)  # exactly the ttl after key 1's event: expired
+    assert store.read("ns", [1], now=now) == [None]
+    assert store.read("ns", [1], now=now - timedelta(microseconds=1)) == [{"x": 1}]
+    (got,) = store.read("ns", [2], now=datetime(1970, 1, 1), with_times=True)
+    before = datetime(1969, 12, 31, 23, 59, 59)
+    assert got == {"x": 2, "ts": before.replace(microsecond=999999), "made": before.replace(microsecond=999998)}

@@ -52,3 +52,27 @@ def test_groups_views_and_vectors_on_postgres_and_redis(
     assert other.feature_view(f"{name}_v").get_feature_vector({"user_id": 2}, now=T0)["clicks"] == 2
     assert other.materialize(name).rows == 0  # the inserts already wrote online
     other.close()
+
+
+def test_the_registry_records_inserts_in_flight_on_postgres(postgres_uri: str) -> None:
+    from tests.unit.test_feature_store_inserts import _registry_in_flight_contract, _registry_upgrade_contract
+
+    _registry_in_flight_contract(postgres_uri, f"g_{uuid.uuid4().hex[:10]}")
+    _registry_upgrade_contract(postgres_uri, f"g_{uuid.uuid4().hex[:10]}")
+
+
+def test_materialize_waits_for_an_insert_in_flight_on_postgres(production: tuple[lf.FeatureStore, str]) -> None:
+    store, name = production
+    group = store.create_feature_group(name, keys=["user_id"], event_time="ts", schema=SCHEMA)
+    first = store.registry.next_write(name)  # a writer between taking its number and committing
+    group.insert({"user_id": [2], "ts": [T0], "clicks": [2]})
+    assert store.materialize(name).watermark == 0
+    order = pa.array([first << 32], pa.int64())
+    row = pa.table({"user_id": [1], "ts": [T0], "clicks": [1]}, schema=SCHEMA)
+    group.table.append(row.append_column("_lf_write", order))  # it commits, then dies
+    assert store.materialize(name).watermark == 0
+    assert store.online_store.read(name, [1]) == [None]
+    result = store.materialize(name, stale_after=timedelta(0))
+    assert (result.rows, result.watermark) == (2, 2)
+    assert store.online_store.read(name, [1]) == [{"clicks": 1}]
+    assert store.registry.in_flight(name) == {}

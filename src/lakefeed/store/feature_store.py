@@ -345,12 +345,23 @@ class FeatureStore:
         self.registry.delete_dataset(name)
 
     def materialize(
-        self, group: str, *, start: Any = None, end: Any = None, progress: bool | None = None
+        self,
+        group: str,
+        *,
+        start: Any = None,
+        end: Any = None,
+        progress: bool | None = None,
+        stale_after: timedelta = timedelta(hours=1),
     ) -> MaterializeResult:
-        """Bring the online store up to date with a group's history (see :mod:`lakefeed.store.materialize`)."""
+        """Bring the online store up to date with a group's history (see :mod:`lakefeed.store.materialize`).
+
+        ``stale_after``: an insert in flight this long is presumed dead and its committed rows published.
+        """
         from lakefeed.store.materialize import materialize
 
-        return materialize(self, self.feature_group(group), start=start, end=end, progress=progress)
+        return materialize(
+            self, self.feature_group(group), start=start, end=end, progress=progress, stale_after=stale_after
+        )
 
     def close(self) -> None:
         """Close the registry, the online store and the catalog."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -9,10 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakefeed.errors import SchemaError, UnsupportedOperationError
+from lakefeed.errors import CommitConflictError, CommitError, SchemaError, UnsupportedOperationError
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec
 
 if TYPE_CHECKING:
+    from lakefeed.expr import Expr
     from lakefeed.store.feature_store import FeatureStore
     from lakefeed.tables import Table
 
@@ -122,8 +126,15 @@ class FeatureGroup:
         """Append rows to the history and, for an online group, update the online store.
 
         The data is checked and cast to the group's schema first; the offline append is one
-        Iceberg commit; the online write is one atomic batch (latest event time wins). If the
-        online write fails, the appended rows are deleted again, so both stores stay as they were.
+        Iceberg commit (retried on a new snapshot when another writer committed first: appends
+        commute); the online write is one atomic batch (latest event time wins). If the online
+        write fails, the appended rows are deleted again (that delete is retried the same way, and
+        only ever removes this insert's rows), so both stores stay as they were, and the online
+        store's error is raised.
+
+        While it runs the insert is recorded in the registry as in flight, so that a concurrent
+        :meth:`FeatureStore.materialize` neither skips nor publishes it (see
+        :mod:`lakefeed.store.materialize`).
 
         Args:
             data: An Arrow table or record batch, a pandas DataFrame, or a dict of columns.
@@ -135,30 +146,45 @@ class FeatureGroup:
             SchemaError: The data does not fit the group's schema (nothing is written).
             UnsupportedOperationError: The group is a registered read-only source.
             OnlineStoreUnavailableError: The online store is down (nothing is kept).
+            CommitConflictError: Other writers kept committing first, through every retry
+                (nothing is written).
+            CommitError: The online write failed and the insert could not be undone: its rows
+                stay in the history. Either deleting them failed (the insert is never
+                materialized; the message gives the call that removes them), or a
+                materialization had already taken the insert over as stale (the message gives
+                the call that rewrites its rows online). The online store's error is the cause.
         """
         spec = self.spec
         if spec.read_only:
             msg = f"feature group {spec.name!r} is a registered {spec.source_format} source and read-only here"
             raise UnsupportedOperationError(msg)
         rows = conform(data, spec)
-        write = self.store.registry.next_write(spec.name)
-        order = pa.array(np.left_shift(np.int64(write), 32) + np.arange(rows.num_rows, dtype=np.int64))
-        table = self.table
-        table.append(rows.append_column(WRITE_COLUMN, order))
-        online_rows = 0
-        if spec.online and rows.num_rows:
-            try:
-                # one batch: the online side of an insert is atomic, like its offline side
-                online_rows = self.store._write_online(spec, [rows.append_column(WRITE_COLUMN, order)])
-            except BaseException:
-                low, high = write << 32, (write + 1) << 32
-                from lakefeed.expr import col
-
-                table.refresh().delete((col(WRITE_COLUMN) >= low) & (col(WRITE_COLUMN) < high))
-                raise
-            if self.store.registry.materialized(spec.name) == write - 1:
-                self.store.registry.set_materialized(spec.name, write)
-        return InsertResult(rows.num_rows, table.refresh().snapshot_id, write, online_rows)
+        registry = self.store.registry
+        write = registry.next_write(spec.name)
+        aborted = False
+        try:
+            order = pa.array(np.left_shift(np.int64(write), 32) + np.arange(rows.num_rows, dtype=np.int64))
+            stamped = rows.append_column(WRITE_COLUMN, order)
+            table = _retry_commit(self.table, lambda t: t.append(stamped))
+            online_rows = 0
+            if spec.online and rows.num_rows:
+                try:
+                    # one batch: the online side of an insert is atomic, like its offline side
+                    online_rows = self.store._write_online(spec, [stamped])
+                except BaseException as exc:
+                    aborted = registry.abort_write(spec.name, write)
+                    if not aborted:
+                        raise _taken_over(spec, write, rows, exc) from exc
+                    _retry_commit(table, lambda t: t.delete(_rows_of(write)), what=_undo_call(spec, write), cause=exc)
+                    aborted = False  # rolled back: nothing of the insert is left
+                    raise
+                if registry.materialized(spec.name) == write - 1:
+                    registry.set_materialized(spec.name, write)
+            snapshot = table.refresh().snapshot_id
+        finally:
+            if not aborted:  # an insert that could not be rolled back stays "aborted": never materialized
+                registry.finish_write(spec.name, write)
+        return InsertResult(rows.num_rows, snapshot, write, online_rows)
 
     def read(self, *, snapshot: int | None = None, with_write_order: bool = False) -> pa.Table:
         """The group's history (every inserted row), at ``snapshot`` or now."""
@@ -183,6 +209,86 @@ class FeatureGroup:
 
     def __repr__(self) -> str:
         return f"FeatureGroup({self.name!r}, keys={self.spec.keys}, event_time={self.spec.event_time!r})"
+
+
+COMMIT_ATTEMPTS = 20
+"""How often an insert tries its offline append, or its rollback, when other writers commit first."""
+
+
+def _retry_commit(
+    table: Table,
+    commit: Callable[[Table], None],
+    *,
+    what: str | None = None,
+    cause: BaseException | None = None,
+) -> Table:
+    """Run ``commit`` on ``table``, again on the new snapshot while other writers commit first.
+
+    Each time the commit raises CommitConflictError, the table is refreshed after a short
+    jittered wait and the commit redone, up to COMMIT_ATTEMPTS tries in all. ``commit`` must be
+    safe to redo on a newer snapshot: an append (appends commute) or a delete by a filter. With
+    ``what`` (a rollback) the table is refreshed before the first try too.
+
+    Returns:
+        The table as it was committed on.
+
+    Raises:
+        CommitConflictError: Every try conflicted (``what`` None).
+        CommitError: ``what`` given: the commit could not be made, whatever the reason; the
+            message is ``what`` (which names the call that does it), chained to ``cause``.
+    """
+    failure: Exception | None = None
+    tries = 0
+    while tries < COMMIT_ATTEMPTS:
+        tries += 1
+        try:
+            if tries > 1:
+                time.sleep(random.uniform(0.0, min(0.2, 0.005 * 2**tries)))
+            if tries > 1 or what is not None:
+                table = table.refresh()
+            commit(table)
+            return table
+        except CommitConflictError as exc:  # another writer committed first: redo on the new snapshot
+            if what is None and tries == COMMIT_ATTEMPTS:
+                raise
+            failure = exc
+        except Exception as exc:
+            if what is None:
+                raise
+            failure = exc
+            break
+    msg = f"{what} (it failed {tries} time(s); last: {type(failure).__name__}: {failure})"
+    raise CommitError(msg) from cause
+
+
+def _rows_of(write: int) -> Expr:
+    """A filter matching exactly the rows of insert ``write`` (its write-order range)."""
+    from lakefeed.expr import col
+
+    return (col(WRITE_COLUMN) >= write << 32) & (col(WRITE_COLUMN) < (write + 1) << 32)
+
+
+def _undo_call(spec: FeatureGroupSpec, write: int) -> str:
+    return (
+        f"insert {write} into feature group {spec.name!r}: the online write failed and deleting the insert's "
+        "rows from the history again failed, so they stay there (never materialized: the insert is marked "
+        "aborted in the registry); remove them with "
+        f"fs.feature_group({spec.name!r}).table.delete((lf.col({WRITE_COLUMN!r}) >= {write << 32}) & "
+        f"(lf.col({WRITE_COLUMN!r}) < {(write + 1) << 32}))"
+    )
+
+
+def _taken_over(spec: FeatureGroupSpec, write: int, rows: pa.Table, exc: BaseException) -> CommitError:
+    """The error of an insert whose online write failed after a materialization took it over as stale."""
+    times = rows.column(spec.event_time)
+    low, high = pc.min(times).as_py(), pc.max(times).as_py()
+    msg = (
+        f"insert {write} into feature group {spec.name!r}: the online write failed ({type(exc).__name__}: {exc}) "
+        "after a materialization took the insert over as stale (its writer presumed dead), and may have "
+        "published its rows online; so they are kept in the history and not rolled back. Once the online store "
+        f"works, rewrite them online with fs.materialize({spec.name!r}, start={low!r}, end=<just after {high!r}>)"
+    )
+    return CommitError(msg)
 
 
 def _first_of_each(keys: pa.Table) -> pa.Array[Any]:

@@ -1,12 +1,36 @@
 """Materialization: a feature group's history into the online store, incrementally and resumably.
 
 Every insert into a feature group has a number, and every row carries it in its write-order
-column (``insert << 32 | row``). The registry keeps the last insert whose rows are all in the
-online store. Materializing reads the inserts after it, one at a time, streaming each in
-batches (bounded memory); each batch is one atomic online write, and the watermark moves past
-an insert only once all its rows are written. A crash in the middle redoes at most that one
-insert, and redoing is harmless: the online store keeps the latest row per key (a rewrite of
-the same row ties and changes nothing), so there are neither duplicates nor gaps.
+column (``insert << 32 | row``). The registry keeps the watermark: the last insert such that it
+and every insert before it are finished and, unless aborted, all in the online store.
+Materializing reads the inserts after it, one at a time, streaming each in batches (bounded
+memory); each batch is one atomic online write, and the watermark moves past an insert only once
+all its rows are written. A crash in the middle redoes at most that one insert, and redoing is
+harmless: the online store keeps the latest row per key (a rewrite of the same row ties and
+changes nothing), so there are neither duplicates nor gaps.
+
+Inserts in flight. An insert takes its number and records itself as ``running`` in the
+registry in one transaction, appends its rows offline, writes them online, and removes its
+record when it has finished (see :meth:`FeatureGroup.insert`); an insert whose online write
+failed marks itself ``aborted`` before it deletes its rows again, and stays ``aborted`` if the
+delete cannot be done. A materialization reads the last insert number taken, then the inserts
+in flight (in that order, so an insert that started in between cannot be missed), and:
+
+* never reads the rows of an insert in flight: a ``running`` one may not have committed yet (or
+  may still be rolled back), an ``aborted`` one is never published;
+* reads the finished inserts after the watermark, including those after an insert in flight,
+  but moves the watermark only up to just below the first ``running`` one (past ``aborted``
+  ones, which are final), so the next run comes back for it;
+* takes over a ``running`` insert that started ``stale_after`` or longer ago (its writer
+  presumed dead): it removes the record, atomically and only if it is still ``running`` and
+  stale, then reads and publishes whatever rows of it the history holds.
+
+A writer that was only slow and finds its record gone must not roll back (its rows may already
+be online): if its online write then fails, it keeps its rows and raises a ``CommitError``
+telling how to rewrite them online (``materialize(group, start=..., end=...)``).
+
+With ``start``/``end`` the rows in that event-time range are rewritten, of every finished insert
+that is not ``aborted``, and the watermark is left alone.
 
 A registered read-only source has no write order: it is read whole each time.
 """
@@ -17,6 +41,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from lakefeed.errors import ConfigError
@@ -50,13 +75,33 @@ class MaterializeResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
+STALE_AFTER = timedelta(hours=1)
+"""How long an insert may stay in flight before a materialization presumes its writer dead."""
+
+
 def materialize(
-    store: FeatureStore, group: FeatureGroup, *, start: Any = None, end: Any = None, progress: bool | None = None
+    store: FeatureStore,
+    group: FeatureGroup,
+    *,
+    start: Any = None,
+    end: Any = None,
+    progress: bool | None = None,
+    stale_after: timedelta = STALE_AFTER,
 ) -> MaterializeResult:
     """Write ``group``'s rows not yet in the online store (or those with ``start <= event time < end``).
 
     With ``start``/``end`` the rows in that event-time range are (re)written and the watermark
-    is left alone; without them only the inserts after the watermark are read.
+    is left alone; without them only the inserts after the watermark are read. Inserts in flight
+    are not read, and hold the watermark below them (see the module docstring).
+
+    Args:
+        store: The feature store.
+        group: An online feature group.
+        start: Rewrite the rows with an event time at or after this.
+        end: Rewrite the rows with an event time before this.
+        progress: Show a progress bar (default: when stderr is a terminal).
+        stale_after: An insert in flight for this long is presumed dead and taken over: its rows
+            in the history are published. Keep it well above the longest insert.
 
     Raises:
         ConfigError: The group is not online, or the store has no online store.
@@ -71,6 +116,9 @@ def materialize(
     if store.online_store is None:
         msg = "this FeatureStore has no online store; pass online=... to FeatureStore"
         raise ConfigError(msg)
+    if not isinstance(stale_after, timedelta) or stale_after < timedelta(0):
+        msg = f"materialize {spec.name!r}: stale_after must be a timedelta of zero or more, got {stale_after!r}"
+        raise ConfigError(msg)
     began = time.perf_counter()
     table = group.table
     window = None
@@ -83,7 +131,20 @@ def materialize(
     registry = store.registry
     first = registry.materialized(spec.name) + 1 if (window is None and has_write) else 1
     last = registry.writes(spec.name) if has_write else 1
-    inserts = list(range(first, last + 1))
+    # after `last`: an insert that took its number before it is seen here unless it has finished
+    in_flight = registry.in_flight(spec.name) if has_write else {}
+    skip = set()
+    for write, insert in sorted(in_flight.items()):
+        if write > last:
+            continue  # started after `last` was read: not this run's to read or take over
+        if insert.state == "running" and registry.take_over(spec.name, write, stale_after=stale_after):
+            continue  # its writer is presumed dead: publish what it committed
+        skip.add(write)
+    # the watermark stops below the first insert still running (an aborted one is final)
+    limit = min([w for w in skip if in_flight[w].state == "running"], default=last + 1) - 1
+    inserts = [w for w in range(first, last + 1) if w not in skip]
+    if has_write:
+        table = table.refresh()  # now: it holds the commits of every insert found finished above
     rows = updated = 0
     online = store.online_store
     with _progress(progress, spec.name, len(inserts)) as advance, online.bulk():
@@ -95,9 +156,11 @@ def materialize(
             read = _Counted(table.scan(filter=row_filter).to_batches())
             updated += store._write_online(spec, read)
             rows += read.rows
-            if window is None and has_write:
+            if window is None and has_write and write <= limit:
                 registry.set_materialized(spec.name, write)
             advance()
+    if window is None and has_write and limit >= first:
+        registry.set_materialized(spec.name, limit)  # past aborted inserts up to the limit
     watermark = registry.materialized(spec.name) if has_write else 0
     return MaterializeResult(spec.name, rows, updated, len(inserts), time.perf_counter() - began, watermark)
 

@@ -3,13 +3,23 @@
 It lives in the catalog's own database (SQLite embedded, PostgreSQL in production), in tables
 prefixed ``lakefeed_``. Each definition is one row of JSON; counters (the insert number of a
 group, the last materialized insert) are updated atomically by the database.
+
+``lakefeed_inserts`` holds the inserts in flight: :meth:`Registry.next_write` adds a ``running``
+row in the same transaction that takes the insert number, and the insert removes it when it has
+finished (committed and written online, or rolled back). An insert whose online write failed
+first turns its row ``aborted`` (atomically, and only if it is still ``running``), then rolls
+back; the row stays ``aborted`` when the rollback cannot be done, so that materialization never
+publishes that insert. A database created before this table existed gets it on open.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -17,7 +27,7 @@ from pydantic import BaseModel
 from lakefeed.errors import CatalogError, ConfigError, NotFoundError
 from lakefeed.store.definitions import FeatureGroupSpec, FeatureViewSpec, TrainingDatasetSpec
 
-__all__ = ["Registry"]
+__all__ = ["InFlight", "Registry"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,7 +54,32 @@ _KINDS = {
         sa.Column("spec", sa.Text, nullable=False),
     ),
 }
+_INSERTS = sa.Table(
+    "lakefeed_inserts",
+    _META,
+    sa.Column("group_name", sa.String(255), primary_key=True),
+    sa.Column("write", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),  # microseconds since the epoch (the writer's clock)
+)
 _WORDS = {"group": "feature group", "view": "feature view", "dataset": "training dataset"}
+
+
+InsertState = Literal["running", "aborted"]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """An insert that has taken its number and not finished: ``running``, or ``aborted`` (never to be published)."""
+
+    write: int
+    state: InsertState
+    started_at: int
+    """When the insert took its number, in microseconds since the epoch."""
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000
 
 
 class Registry:
@@ -125,19 +160,72 @@ class Registry:
         return self._list("group")
 
     def delete_group(self, name: str) -> None:
-        """Forget a feature group (its table is left alone)."""
+        """Forget a feature group (its table is left alone) and its inserts in flight."""
+        with self._begin() as conn:
+            conn.execute(_INSERTS.delete().where(_INSERTS.c.group_name == name))
         self._delete("group", name)
 
     def next_write(self, group: str) -> int:
-        """Take the next insert number of ``group`` (1, 2, ...), atomically."""
+        """Take the next insert number of ``group`` (1, 2, ...) and record it as ``running``, atomically.
+
+        The caller must end it with :meth:`finish_write` (or :meth:`abort_write` first).
+        """
         table = _KINDS["group"]
         with self._begin() as conn:
             conn.execute(table.update().where(table.c.name == group).values(writes=table.c.writes + 1))
             row = conn.execute(sa.select(table.c.writes).where(table.c.name == group)).first()
-        if row is None:
-            msg = f"no feature group {group!r}"
-            raise NotFoundError(msg)
-        return int(row[0])
+            if row is None:
+                msg = f"no feature group {group!r}"
+                raise NotFoundError(msg)
+            write = int(row[0])
+            conn.execute(
+                _INSERTS.insert().values(group_name=group, write=write, state="running", started_at=_now_micros())
+            )
+        return write
+
+    def in_flight(self, group: str) -> dict[int, InFlight]:
+        """The inserts of ``group`` that took a number and have not finished, by insert number."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(_INSERTS.c.write, _INSERTS.c.state, _INSERTS.c.started_at).where(
+                    _INSERTS.c.group_name == group
+                )
+            ).all()
+        return {int(w): InFlight(int(w), "aborted" if s == "aborted" else "running", int(t)) for w, s, t in rows}
+
+    def abort_write(self, group: str, write: int) -> bool:
+        """Mark a running insert ``aborted`` (never to be published); False if it is not running any more.
+
+        False means a materialization took the insert over as stale (and may have published its rows).
+        """
+        return self._update_inserts(
+            _INSERTS.update()
+            .where(_INSERTS.c.group_name == group, _INSERTS.c.write == write, _INSERTS.c.state == "running")
+            .values(state="aborted")
+        )
+
+    def finish_write(self, group: str, write: int) -> bool:
+        """Forget an insert in flight (it finished); False if it was not there (taken over as stale)."""
+        return self._update_inserts(_INSERTS.delete().where(_INSERTS.c.group_name == group, _INSERTS.c.write == write))
+
+    def take_over(self, group: str, write: int, *, stale_after: timedelta) -> bool:
+        """Remove a ``running`` insert that started ``stale_after`` or longer ago (its writer presumed dead).
+
+        Returns whether it was removed: False if it finished, was aborted or is not stale (any more).
+        """
+        cutoff = _now_micros() - stale_after // timedelta(microseconds=1)
+        return self._update_inserts(
+            _INSERTS.delete().where(
+                _INSERTS.c.group_name == group,
+                _INSERTS.c.write == write,
+                _INSERTS.c.state == "running",
+                _INSERTS.c.started_at <= cutoff,
+            )
+        )
+
+    def _update_inserts(self, statement: sa.Update | sa.Delete) -> bool:
+        with self._begin() as conn:
+            return bool(conn.execute(statement).rowcount)
 
     def writes(self, group: str) -> int:
         """The last insert number taken for ``group``."""

@@ -164,7 +164,7 @@ def prepare(group: OnlineGroup, data: pa.Table | pa.RecordBatch) -> PreparedBatc
         return arr
 
     keys = [checked(k, schema.field(k).type, nulls=False) for k in group.keys]
-    event = _codec.to_micros(checked(group.event_time, schema.field(group.event_time).type, nulls=False))
+    event = _times(group, group.event_time, checked(group.event_time, schema.field(group.event_time).type, nulls=False))
     n = data.num_rows
     created = _optional_times(group, group.created_time, n, checked)
     order = _optional_times(group, group.write_order, n, checked)
@@ -180,10 +180,29 @@ def _optional_times(group: OnlineGroup, name: str | None, n: int, checked: Calla
         return np.full(n, _codec.MISSING, dtype=np.int64)
     target = group.schema.field(name).type if name in group.schema.names else pa.int64()
     arr = checked(name, target, nulls=True)
-    out = _codec.to_micros(arr)
+    out = _times(group, name, arr)
     if arr.null_count:
         out[~arr.is_valid().to_numpy(zero_copy_only=False)] = _codec.MISSING
     return out
+
+
+def _times(group: OnlineGroup, name: str, arr: Arr) -> np.ndarray[Any, Any]:
+    """An event or created time column as stored in record headers (microseconds, exactly).
+
+    Raises:
+        SchemaError: A nanosecond time that is not a whole microsecond (it would be cut: ties
+            between times of one microsecond, early expiry, pre-1970 times moved).
+    """
+    bad = _codec.sub_micro(arr)
+    if bad is not None:
+        msg = (
+            f"write to online feature group {group.name!r}: column {name!r} holds nanosecond time {bad}, which is "
+            "not a whole microsecond; the online store orders and expires records by the microsecond, so it would "
+            "be cut (and could lose to an older time of the same microsecond): floor the column to microseconds "
+            "first, e.g. pyarrow.compute.floor_temporal(column, unit='microsecond'), or store it as timestamp('us')"
+        )
+        raise SchemaError(msg)
+    return _codec.to_micros(arr)
 
 
 def _latest_per_key(batch: PreparedBatch) -> PreparedBatch:

@@ -4,7 +4,8 @@ A record is one entity's feature values, stored as one value::
 
     byte 0       format version (FORMAT_VERSION)
     bytes 1-4    schema fingerprint of the group (crc32, big-endian unsigned)
-    bytes 5-12   event time (int64 big-endian; microseconds since the epoch for timestamps and dates)
+    bytes 5-12   event time (int64 big-endian; microseconds since the epoch for timestamps and dates;
+                 nanosecond times must be whole microseconds, see sub_micro)
     bytes 13-20  created time (int64 big-endian; MISSING when the group has none)
     bytes 21-28  write order (int64 big-endian; MISSING when the group has none)
     bytes 29-    a MessagePack array (array32) of the feature values, in the group's feature order
@@ -54,6 +55,7 @@ __all__ = [
     "now_micros",
     "part_lengths",
     "record_header",
+    "sub_micro",
     "to_micros",
     "value_converter",
 ]
@@ -297,7 +299,8 @@ def record_header(
 def to_micros(arr: Arr) -> np.ndarray[Any, Any]:
     """Times as int64: microseconds since the epoch for timestamps and dates (naive = UTC); integers as they are.
 
-    Nulls become 0; callers check nulls first. Nanoseconds are truncated to microseconds.
+    Nulls become 0; callers check nulls first. Nanoseconds are truncated to microseconds (event
+    and created times are checked to be whole microseconds first: see :func:`sub_micro`).
     """
     t = arr.type
     if pt.is_timestamp(t):
@@ -308,6 +311,25 @@ def to_micros(arr: Arr) -> np.ndarray[Any, Any]:
     else:
         ints = arr.cast(pa.int64())
     return np.array(ints.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def sub_micro(arr: Arr) -> str | None:
+    """The first time of a nanosecond timestamp array that is not a whole microsecond, as text, or None.
+
+    Record headers hold microseconds: such a time would be cut, so that two times of one
+    microsecond would tie (the later write winning, even when older), a TTL would expire it up
+    to a microsecond early, and times before 1970 would move forward.
+    """
+    if not (pt.is_timestamp(arr.type) and arr.type.unit == "ns"):
+        return None
+    ints = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    cut = np.flatnonzero(np.asarray(ints, dtype=np.int64) % 1000)
+    if not len(cut):
+        return None
+    stamp: Any = pa.array([int(ints[cut[0]])], pa.timestamp("ns"))
+    first = pc.strftime(stamp, format="%Y-%m-%dT%H:%M:%S")
+    text: str = first[0].as_py()
+    return text if arr.type.tz is None else f"{text}Z"
 
 
 def from_micros(value: int, t: pa.DataType) -> object:
