@@ -9,7 +9,7 @@ import pytest
 
 import lakefeed as lf
 from lakefeed.config import PyIcebergCatalogConfig, SqlCatalogConfig
-from lakefeed.errors import ConfigError, NamespaceNotFoundError, TableNotFoundError
+from lakefeed.errors import ConfigError, NamespaceNotFoundError, SchemaError, TableNotFoundError
 
 
 def test_home_from_argument_env_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,3 +125,15 @@ def test_parquet_files_with_different_columns(tmp_path: Path) -> None:
     t = lf.open_table(tmp_path)
     rows = sorted(t.scan(filter=lf.col("x") > 0).to_arrow().to_pylist(), key=lambda r: r["x"])
     assert rows == [{"x": 1, "y": "a"}, {"x": 2, "y": None}]
+
+
+@pytest.mark.parametrize("kind", [pa.timestamp("ns"), pa.timestamp("us", tz="Europe/Paris")])
+def test_a_type_iceberg_lacks_is_a_schema_error(warehouse: lf.Warehouse, kind: pa.DataType) -> None:
+    schema = pa.schema([("id", pa.int64()), ("ts", kind)])
+    with pytest.raises(SchemaError, match=r"column 'ts' is timestamp.*cast it to pa.timestamp\('us'\)"):
+        warehouse.create_table("n.bad", schema)
+    assert not warehouse.table_exists("n.bad")
+    fs = lf.FeatureStore(warehouse.home or "")
+    with pytest.raises(SchemaError, match="column 'ts' is timestamp"):
+        fs.create_feature_group("g", keys=["id"], event_time="ts", schema=schema.append(pa.field("x", pa.float64())))
+    assert fs.list_feature_groups() == []

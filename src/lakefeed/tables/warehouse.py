@@ -15,6 +15,7 @@ from lakefeed.errors import (
     CommitConflictError,
     ConfigError,
     NamespaceNotFoundError,
+    SchemaError,
     TableExistsError,
     TableNotFoundError,
 )
@@ -156,6 +157,7 @@ class Warehouse:
         ns, table = self._identifier(name)
         full = f"{ns}.{table}"
         from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
+        from pyiceberg.io.pyarrow import UnsupportedPyArrowTypeException
 
         with self._catalog_errors(f"create table {full}"):
             self.catalog.create_namespace_if_not_exists(ns)
@@ -173,6 +175,8 @@ class Warehouse:
                     partition_by=partition_by,
                     properties=properties,
                 )
+            except UnsupportedPyArrowTypeException as exc:
+                raise SchemaError(_unsupported_type(full, exc.field)) from exc
             except (TableAlreadyExistsError, CommitFailedException) as exc:
                 if isinstance(exc, CommitFailedException) and "already exists" not in str(exc):
                     msg = f"create table {full}: the catalog refused the commit ({exc}); nothing was created"
@@ -274,3 +278,16 @@ def _remove_tree(location: str) -> None:
 
 def _redact(uri: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", uri)
+
+
+def _unsupported_type(table: str, field: Any) -> str:
+    """Why an Arrow column cannot be an Iceberg column, and what to cast it to."""
+    import pyarrow as pa
+
+    t = field.type
+    if pa.types.is_timestamp(t):
+        fix = "cast it to pa.timestamp('us') (no zone) or pa.timestamp('us', tz='UTC')"
+        why = "Iceberg stores timestamps in microseconds, without a zone or in UTC"
+    else:
+        fix, why = "cast it to a type Iceberg has (see the Iceberg spec's primitive types)", "Iceberg has no such type"
+    return f"create table {table}: column {field.name!r} is {t}; {why}: {fix}; the table was not created"
