@@ -149,3 +149,14 @@ def test_check_skew_reads_a_naive_instant_as_utc(tmp_path: Path) -> None:
     aware = check_skew(view, sample=1, now=datetime(2024, 1, 1, 12, tzinfo=UTC))
     assert naive.consistent, naive.mismatches
     assert aware.consistent, aware.mismatches
+
+
+def test_a_feature_named_like_a_key_of_the_view_is_refused(tmp_path: Path) -> None:
+    fs = lf.FeatureStore(tmp_path / "home")
+    fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS)
+    items = pa.schema([("item_id", pa.int64()), ("ts", pa.timestamp("us")), ("user_id", pa.int64())])
+    fs.create_feature_group("items", keys=["item_id"], event_time="ts", schema=items)  # its seller, say
+    with pytest.raises(ConfigError, match=r"items.user_id has the name of a key of feature group 'users'"):
+        fs.create_feature_view("v", ["users.clicks", "items.*"])
+    assert fs.list_feature_views() == []
+    fs.create_feature_view("alone", ["items.user_id"])  # no group of this view is keyed by it

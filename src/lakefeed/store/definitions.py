@@ -137,8 +137,8 @@ def parse_feature_refs(features: list[str], groups: dict[str, FeatureGroupSpec])
     """Resolve ``"group.feature"`` and ``"group.*"`` references against the groups' specs.
 
     Raises:
-        ConfigError: A malformed reference, an unknown group or feature, or two features that
-            would be served under the same name.
+        ConfigError: A malformed reference, an unknown group or feature, two features that
+            would be served under the same name, or a feature named like a key of the view.
     """
     refs: list[FeatureRef] = []
     for text in features:
@@ -166,4 +166,13 @@ def parse_feature_refs(features: list[str], groups: dict[str, FeatureGroupSpec])
             )
             raise ConfigError(msg)
         seen[ref.name] = ref.group
+    used = {ref.group for ref in refs}
+    keys = {key: name for name in sorted(used) for key in groups[name].keys}
+    for ref in refs:
+        if ref.name in keys:
+            msg = (
+                f"feature {ref.group}.{ref.name} has the name of a key of feature group {keys[ref.name]!r}; served "
+                "next to the entity's keys it would replace one: leave it out of the view, or rename the column"
+            )
+            raise ConfigError(msg)
     return refs
