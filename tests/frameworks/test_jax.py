@@ -53,3 +53,21 @@ def test_a_jitted_step_learns(regression: lf.Table) -> None:
             losses.append(float(value))
     assert losses[-1] < 0.001 * losses[0]
     np.testing.assert_allclose(np.asarray(w), [1.0, -2.0, 0.5, 3.0], atol=1e-2)
+
+
+def test_a_state_taken_while_iterating_jax_batches_resumes_exactly(regression: lf.Table) -> None:
+    def loader() -> lf.Loader:
+        return lf.Loader(regression, batch_size=500, features=["f0"], label="y", seed=4, shuffle_buffer=1_000)
+
+    reference = [b["label"] for b in loader()]
+    run = loader()
+    it = iter(run.jax())
+    head = [np.asarray(next(it)["label"]) for _ in range(3)]
+    state = run.state_dict()
+    assert state["batch"] == 3  # the batch being put on the device ahead is not counted
+    again = loader()
+    again.load_state_dict(state)
+    rest = [np.asarray(b["label"]) for b in again.jax()]
+    assert len(head + rest) == len(reference)
+    for got, expected in zip(head + rest, reference, strict=True):
+        np.testing.assert_array_equal(got, expected)

@@ -235,6 +235,124 @@ def test_cached_workers_resume_exactly(uneven: lf.Table) -> None:
     assert head + _stream(resumed) + _stream(resumed) == reference
 
 
+def _ids_dataset(table: lf.Table, workers: int = 2) -> lf.frameworks.torch.TorchDataset:
+    return lf.torch_dataset(table, batch_size=64, features=["x"], columns=["id"], num_workers=workers, seed=2)
+
+
+def _two_epochs(table: lf.Table, workers: int = 2) -> list[list[int]]:
+    """Epochs 0 and 1 through fresh (non-persistent) DataLoader workers."""
+    dl = _ids_dataset(table, workers).dataloader()
+    return _stream(dl) + _stream(dl)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_dataloader_continues_after_a_break(uneven: lf.Table, persistent: bool) -> None:
+    reference = _two_epochs(uneven)
+    dl = _ids_dataset(uneven).dataloader(persistent_workers=persistent)
+    it = iter(dl)
+    head = [next(it)["id"].tolist() for _ in range(3)]
+    del it
+    assert head + _stream(dl) + _stream(dl) == reference
+
+
+def test_persistent_workers_resume_from_a_state_loaded_while_they_run(uneven: lf.Table) -> None:
+    reference = _two_epochs(uneven)
+    per_epoch = len(reference) // 2
+    dl = _ids_dataset(uneven).dataloader(persistent_workers=True)
+    it = iter(dl)
+    head = [next(it)["id"].tolist() for _ in range(3)]
+    state = dl.state_dict()
+    del it
+    assert _stream(dl) == reference[3:per_epoch]  # the workers run from here on
+    dl.load_state_dict(state)
+    assert head + _stream(dl) + _stream(dl) == reference
+
+
+def test_persistent_workers_follow_set_epoch(uneven: lf.Table) -> None:
+    reference = _two_epochs(uneven)
+    per_epoch = len(reference) // 2
+    ds = _ids_dataset(uneven)
+    dl = ds.dataloader(persistent_workers=True)
+    assert _stream(dl) == reference[:per_epoch]
+    ds.set_epoch(0)  # epoch 0 again (an evaluation pass, say)
+    assert _stream(dl) == reference[:per_epoch]
+    assert _stream(dl) == reference[per_epoch:]
+    # a DataLoader of one's own, with set_epoch each epoch as the docs say
+    ds = _ids_dataset(uneven)
+    own = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    epochs = []
+    for epoch in (0, 1, 0):
+        ds.set_epoch(epoch)
+        epochs.append(_stream(own))
+    assert epochs == [reference[:per_epoch], reference[per_epoch:], reference[:per_epoch]]
+
+
+def test_a_dataset_with_workers_refuses_a_plain_loader_state(uneven: lf.Table) -> None:
+    plain = lf.Loader(uneven, batch_size=64, features=["x"], columns=["id"], seed=2)
+    it = iter(plain)
+    _ = [next(it) for _ in range(3)]
+    state = plain.state_dict()
+    with pytest.raises(lf.errors.ResumeStateError, match=r"plain Loader \(num_workers=0\).*num_workers=2"):
+        _ids_dataset(uneven).load_state_dict(state)
+    # a dataset without workers reads the loader's own stream: it takes the state and resumes it
+    reference = list(lf.Loader(uneven, batch_size=64, features=["x"], columns=["id"], seed=2))
+    ds = _ids_dataset(uneven, workers=0)
+    ds.load_state_dict(state)
+    assert _stream(ds) == [b["id"].tolist() for b in reference[3:]]
+
+
+def test_a_plain_loader_refuses_a_state_of_dataloader_workers(uneven: lf.Table) -> None:
+    dl = _ids_dataset(uneven).dataloader()
+    it = iter(dl)
+    _ = [next(it) for _ in range(3)]
+    state = dl.state_dict()
+    del it
+    with pytest.raises(lf.errors.ResumeStateError, match="num_workers=2"):
+        lf.Loader(uneven, batch_size=64, features=["x"], columns=["id"], seed=2).load_state_dict(state)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_dataset_with_workers_gives_their_stream_in_process(uneven: lf.Table, workers: int) -> None:
+    reference = _two_epochs(uneven, workers)
+    per_epoch = len(reference) // 2
+    ds = _ids_dataset(uneven, workers)
+    assert len(ds) == per_epoch
+    assert _stream(ds) == reference[:per_epoch]
+    assert _stream(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)) == reference[per_epoch:]
+    # a break in-process, and a resume through the workers from there
+    ds = _ids_dataset(uneven, workers)
+    it = iter(ds)
+    head = [next(it)["id"].tolist() for _ in range(5)]
+    state = ds.state_dict()
+    del it
+    resumed = _ids_dataset(uneven, workers).dataloader()
+    resumed.load_state_dict(state)
+    assert head + _stream(resumed) + _stream(resumed) == reference
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_set_epoch_keeps_a_loaded_position_of_that_epoch(uneven: lf.Table, workers: int) -> None:
+    reference = _two_epochs(uneven, workers)
+    per_epoch = len(reference) // 2
+    dl = _ids_dataset(uneven, workers).dataloader()
+    _ = _stream(dl)
+    it = iter(dl)
+    _ = [next(it) for _ in range(3)]  # into epoch 1
+    state = dl.state_dict()
+    del it
+    ds = _ids_dataset(uneven, workers)
+    dl = ds.dataloader()
+    dl.load_state_dict(state)
+    ds.set_epoch(1)  # the usual call at the top of each epoch
+    ds.set_epoch(1)
+    assert _stream(dl) == reference[per_epoch + 3 :]
+    ds.set_epoch(1)  # the resumed epoch was read: epoch 1 again, from its start
+    assert _stream(dl) == reference[per_epoch:]
+    ds.load_state_dict(state)
+    ds.set_epoch(0)  # another epoch: the loaded position is dropped
+    assert _stream(dl) == reference[:per_epoch]
+
+
 def _rows(batches: object) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(b["features"].numpy().copy(), b["label"].numpy().copy()) for b in batches]  # type: ignore[attr-defined]
 

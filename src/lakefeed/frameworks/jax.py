@@ -42,8 +42,10 @@ def to_jax(batch: dict[str, Any], *, device: Any = None) -> dict[str, Any]:
 class JaxBatches:
     """Iterate a :class:`~lakefeed.Loader` as dicts of jax arrays.
 
-    The transfer of batch ``i + 1`` is started before batch ``i`` is handed over, so it
-    overlaps the step that consumes batch ``i`` (``jax.device_put`` is asynchronous).
+    The transfer of batch ``i + 1`` is started (in a thread of the loader's, see
+    :meth:`~lakefeed.Loader.iterate`) before batch ``i`` is handed over, so it overlaps the step
+    that consumes batch ``i`` (``jax.device_put`` is asynchronous). The loader counts a batch
+    only when it is handed over, so ``state_dict()`` stays an exact resume point.
     """
 
     def __init__(self, loader: Loader, *, device: Any = None) -> None:
@@ -52,14 +54,10 @@ class JaxBatches:
         self.device = device
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        pending: dict[str, Any] | None = None
-        for batch in self.loader:
-            ready = to_jax(batch, device=self.device)
-            if pending is not None:
-                yield pending
-            pending = ready
-        if pending is not None:
-            yield pending
+        return self.loader.iterate(self._put, ahead=1)
+
+    def _put(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return to_jax(batch, device=self.device)
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -234,7 +234,9 @@ def to_tf_dataset(loader: Loader, *, as_dict: bool = False, prefetch: bool = Tru
 
     ``loader.tf()`` is ``to_tf_dataset(loader)``. Every iteration of the dataset (every Keras
     epoch) iterates the loader once, moving it to its next epoch, so each epoch has its own
-    order. The cardinality is ``len(loader)``, so Keras knows the steps per epoch. Pass
+    order. The cardinality is ``len(loader)``, so Keras knows the steps per epoch (unknown for a
+    dataset made right after ``loader.load_state_dict()``: its first epoch is the rest of the
+    saved one, shorter than the next ones). Pass
     ``shuffle=False`` to ``model.fit`` (the loader shuffles; Keras warns about its default).
 
     Args:
@@ -245,7 +247,7 @@ def to_tf_dataset(loader: Loader, *, as_dict: bool = False, prefetch: bool = Tru
             element is ``x`` alone.
         prefetch: Let tf.data prepare batches ahead (``tf.data.AUTOTUNE``). The loader then runs
             a few batches ahead of the model, and its ``state_dict()`` counts those too; pass
-            False for an exact resume point.
+            False for an exact resume point (tf.data's own injected prefetch is turned off too).
 
     Returns:
         The dataset. Strings are ``tf.string``, booleans ``tf.bool``, fixed-size lists ``[B, size]``,
@@ -271,10 +273,14 @@ def to_tf_dataset(loader: Loader, *, as_dict: bool = False, prefetch: bool = Tru
             yield _structure(_convert(tf, batch, full, table), as_dict=as_dict)
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=_structure(full, as_dict=as_dict))
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(loader)))
+    if not loader.resuming:  # a resumed epoch is shorter than the next ones: cardinality unknown
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(loader)))
     options = tf.data.Options()
     # the loader shards itself (rank, world_size): tf.distribute must not shard it again
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    if not prefetch:
+        # tf.data adds a prefetch of its own by default, which would run the loader ahead too
+        options.experimental_optimization.inject_prefetch = False
     dataset = dataset.with_options(options)
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
@@ -431,7 +437,8 @@ def _replica_slices(tf: Any, loader: Loader, *, per_replica: int, share: int, as
 
             dataset = dataset.flat_map(split)
             slices = len(loader) * share
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(slices))
+        if not loader.resuming:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(slices))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

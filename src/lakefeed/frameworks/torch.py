@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from lakefeed.loader import Loader
 
 __all__ = ["TorchBatches", "TorchDataset", "to_tensors", "torch_dataset", "torch_dataset_class"]
+
+_EPOCH, _START, _PENDING = 0, 1, 2  # the slots of TorchDataset._shared
 
 
 def _torch() -> Any:
@@ -179,6 +182,11 @@ class TorchDataset:
     Made by :func:`lakefeed.torch_dataset` (each is also a torch ``IterableDataset``);
     see there. Use it with ``DataLoader(dataset, batch_size=None, num_workers=k)`` (the dataset
     batches) or :meth:`dataloader`, whose DataLoader also has ``state_dict()``.
+
+    The position an iteration starts from (epoch, batch) is kept in shared memory, made before
+    any worker starts: :meth:`set_epoch`, :meth:`load_state_dict` and each iteration of
+    :meth:`dataloader`'s DataLoader write it, and each worker reads it when an iteration starts,
+    so persistent workers (``persistent_workers=True``) start where fresh ones would.
     """
 
     def __init__(self, loader: Loader, *, num_workers: int = 0) -> None:
@@ -187,9 +195,18 @@ class TorchDataset:
             raise ConfigError(msg)
         self.loader = loader
         self.num_workers = num_workers
+        # this process's position: batches (of the whole DataLoader stream) already yielded in the epoch
         self._epoch = loader.epoch
-        self._start = 0  # batches (of the whole DataLoader stream) already yielded in this epoch
+        self._start = 0
+        # what iterations start from (workers read it), and whether a loaded state is still to be read
+        self._shared: Any = multiprocessing.RawArray("q", 3)
+        self._publish(pending=False)
         self._worker_loaders: dict[tuple[int, int], Loader] = {}
+
+    def _publish(self, *, pending: bool) -> None:
+        """Make this process's position the one the next iteration (in any worker) starts from."""
+        shared = self._shared
+        shared[_EPOCH], shared[_START], shared[_PENDING] = self._epoch, self._start, int(pending)
 
     @property
     def epoch(self) -> int:
@@ -197,9 +214,17 @@ class TorchDataset:
         return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch the next iteration reads (call it each epoch when DataLoader workers are used)."""
+        """Choose the epoch the next iteration reads (call it each epoch when DataLoader workers are used).
+
+        After :meth:`load_state_dict`, and before the next iteration, the epoch of the state
+        keeps its position: the iteration resumes there.
+        """
+        epoch = int(epoch)
         self.loader.set_epoch(epoch)
-        self._epoch, self._start = int(epoch), 0
+        pending = epoch == self._epoch and bool(self._shared[_PENDING])
+        if not pending:
+            self._epoch, self._start = epoch, 0
+        self._publish(pending=pending)
 
     def _shards(self) -> int:
         return max(1, self.num_workers)
@@ -219,27 +244,51 @@ class TorchDataset:
         return self._worker_loaders[key]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        # Shard s (of the rank's k) holds batches s, s + k, s + 2k, ... of the epoch's stream. The
+        # DataLoader asks its workers in turn from worker 0, so after n batches worker w serves
+        # shard (n + w) % k from that shard's batch (n + w) // k. The start is read here, when
+        # the DataLoader makes the iterator, not at its first batch.
         info = _torch().utils.data.get_worker_info()
-        k = 1 if info is None else info.num_workers
-        if info is not None and info.num_workers != self.num_workers:
+        if info is None:
+            self._shared[_PENDING] = 0
+            return self._in_process(self._epoch, self._start)
+        if info.num_workers != self.num_workers:
             msg = (
                 f"torch_dataset was made for num_workers={self.num_workers} but the DataLoader runs "
                 f"{info.num_workers} workers; pass num_workers={info.num_workers} to lf.torch_dataset "
                 "(it decides the shards and len())"
             )
             raise ConfigError(msg)
-        # Shard s (of the rank's k) holds batches s, s + k, s + 2k, ... of the epoch's stream. The
-        # DataLoader asks its workers in turn from worker 0, so after n batches worker w serves
-        # shard (n + w) % k from that shard's batch (n + w) // k.
-        n = self._start
-        shard = 0 if info is None else (n + info.id) % k
-        loader = self.loader if info is None else self._worker_loader(shard, k)
-        loader.load_position(self._epoch, (n + (0 if info is None else info.id)) // k)
-        for batch in loader:
-            self._start += k if info is not None else 1
-            yield to_tensors(batch)
-        if loader.epoch != self._epoch:  # the epoch ran to its end
-            self._epoch, self._start = self._epoch + 1, 0
+        shared, k = self._shared, info.num_workers
+        epoch, n = int(shared[_EPOCH]), int(shared[_START])
+        shared[_PENDING] = 0
+        loader = self._worker_loader((n + info.id) % k, k)
+        loader.load_position(epoch, (n + info.id) // k)
+        return (to_tensors(batch) for batch in loader)
+
+    def _in_process(self, epoch: int, start: int) -> Iterator[dict[str, Any]]:
+        """The stream the DataLoader's workers would make, in this process: the k shards in turn."""
+        k = self._shards()
+        total = len(self)
+        streams: list[Iterator[dict[str, Any]]] = []
+        for w in range(k):
+            loader = self.loader if k == 1 else self._worker_loader((start + w) % k, k)
+            loader.load_position(epoch, (start + w) // k)
+            streams.append(iter(loader))
+        try:
+            for n in range(start, total):
+                batch = next(streams[(n - start) % k])
+                self._start = n + 1
+                yield to_tensors(batch)
+        finally:
+            for stream in streams:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        if self._epoch == epoch and self._start >= total:  # the epoch ran to its end
+            self._epoch, self._start = epoch + 1, 0
+            self.loader.set_epoch(epoch + 1)
+            self._publish(pending=False)
 
     def state_dict(self) -> dict[str, Any]:
         """The position after the batches iterated so far in this process (no DataLoader workers)."""
@@ -253,17 +302,24 @@ class TorchDataset:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from a state taken by :meth:`state_dict` or :meth:`TorchDataLoader.state_dict`.
 
+        A plain :class:`~lakefeed.Loader`'s state (no ``num_workers``) counts as ``num_workers=0``.
+
         Raises:
             ResumeStateError: The state belongs to another table, configuration or number of workers.
         """
-        if isinstance(state, dict) and state.get("num_workers", self.num_workers) != self.num_workers:
-            msg = (
-                f"cannot resume: the state was taken with num_workers={state.get('num_workers')}, "
-                f"this dataset has num_workers={self.num_workers} (the worker count decides the shards)"
-            )
-            raise ResumeStateError(msg)
+        if isinstance(state, dict):
+            saved = state.get("num_workers", 0)
+            if isinstance(saved, bool) or not isinstance(saved, int) or max(1, saved) != self._shards():
+                taken = "a plain Loader (num_workers=0)" if "num_workers" not in state else f"num_workers={saved!r}"
+                msg = (
+                    f"cannot resume: the state was taken with {taken}, this dataset has num_workers="
+                    f"{self.num_workers} (the worker count decides the shards and the order of the batches); "
+                    f"make the dataset with num_workers={saved!r}"
+                )
+                raise ResumeStateError(msg)
         self.loader.load_state_dict({k: v for k, v in state.items() if k != "num_workers"})
         self._epoch, self._start = self.loader.epoch, self.loader.position
+        self._publish(pending=True)
 
     def dataloader(self, **kwargs: Any) -> Any:
         """A ``torch.utils.data.DataLoader`` over this dataset that counts batches: it has ``state_dict()``.
@@ -297,19 +353,19 @@ def _dataloader_class() -> type:
 
             def __init__(self, dataset: TorchDataset, **kwargs: Any) -> None:
                 super().__init__(dataset, batch_size=None, num_workers=dataset.num_workers, **kwargs)
-                self._yielded = 0
 
             def __iter__(self) -> Iterator[Any]:
                 ds: TorchDataset = self.dataset
-                self._yielded = ds._start
-                epoch, total = ds._epoch, len(ds)
+                epoch, yielded, total = ds._epoch, ds._start, len(ds)
+                ds._publish(pending=False)  # before the workers start (or, persistent, restart) their iteration
                 for batch in super().__iter__():
-                    self._yielded += 1
-                    ds._start = self._yielded  # workers forked later (next epoch) continue from here
+                    yielded += 1
+                    ds._epoch, ds._start = epoch, yielded
                     yield batch
-                if self._yielded >= total and ds._epoch == epoch:
+                if yielded >= total:  # every worker has read the start: the next iteration reads the next epoch
                     ds._epoch, ds._start = epoch + 1, 0
                     ds.loader.set_epoch(epoch + 1)
+                    ds._publish(pending=False)
 
             def state_dict(self) -> dict[str, Any]:
                 """The position after the batches yielded so far (resume with :meth:`load_state_dict`)."""

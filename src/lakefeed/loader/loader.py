@@ -409,6 +409,11 @@ class Loader:
         self._resume_pending = False
 
     @property
+    def resuming(self) -> bool:
+        """Whether the next iteration continues a loaded state (the rest of its epoch) instead of starting one."""
+        return self._resume_pending
+
+    @property
     def position(self) -> int:
         """Batches of the current epoch already yielded (where a resumed iteration starts)."""
         return self._start_batch
@@ -447,6 +452,13 @@ class Loader:
         """
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "config" not in state:
             msg = f"not a lakefeed loader state (version {STATE_VERSION}): {str(state)[:120]}"
+            raise ResumeStateError(msg)
+        workers = state.get("num_workers", 0)
+        if workers not in (0, 1):  # its batch count indexes the interleaved stream of the workers' shards
+            msg = (
+                f"cannot resume a Loader from a state of lf.torch_dataset(..., num_workers={workers!r}); resume "
+                "that dataset (dataset.load_state_dict(state), or its DataLoader's) instead"
+            )
             raise ResumeStateError(msg)
         mine, theirs = self._fingerprint(), state["config"]
         diffs = [f"{k}: saved {theirs.get(k)!r}, here {mine[k]!r}" for k in mine if theirs.get(k) != mine[k]]
