@@ -455,3 +455,16 @@ def test_list_columns_come_from_a_device_cache_unchanged(tmp_path: Path) -> None
         return out
 
     assert batches(True) == batches(False)
+
+
+def test_a_dataset_sent_to_a_spawned_worker_says_to_fork(uneven: lf.Table) -> None:
+    import pickle
+
+    from lakefeed.errors import UnsupportedOperationError
+
+    dataset = lf.torch_dataset(uneven, batch_size=64, features=["x"], num_workers=1)
+    with pytest.raises(UnsupportedOperationError, match="multiprocessing_context='fork'"):
+        pickle.dumps(dataset)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="spawn")
+    with pytest.raises(UnsupportedOperationError, match="must be forked, not spawned"):
+        next(iter(loader))

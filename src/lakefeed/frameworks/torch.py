@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lakefeed._utils import import_optional
-from lakefeed.errors import ConfigError, ResumeStateError
+from lakefeed.errors import ConfigError, ResumeStateError, UnsupportedOperationError
 
 if TYPE_CHECKING:
     from lakefeed.loader import Loader
@@ -202,6 +202,14 @@ class TorchDataset:
         self._shared: Any = multiprocessing.RawArray("q", 3)
         self._publish(pending=False)
         self._worker_loaders: dict[tuple[int, int], Loader] = {}
+
+    def __reduce__(self) -> Any:
+        msg = (
+            "a lakefeed torch_dataset cannot be pickled (its loader holds open tables and threads): DataLoader "
+            "workers must be forked, not spawned; pass multiprocessing_context='fork' (Linux's default), or "
+            "iterate without workers (num_workers=0, or loader.torch())"
+        )
+        raise UnsupportedOperationError(msg)
 
     def _publish(self, *, pending: bool) -> None:
         """Make this process's position the one the next iteration (in any worker) starts from."""
