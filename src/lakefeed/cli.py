@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from lakefeed.errors import LakefeedError
+from lakefeed.errors import ConfigError, LakefeedError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -429,8 +430,15 @@ def serve(
     uvicorn = import_optional("uvicorn", extra="serve", purpose="lakefeed serve")
     from lakefeed.serving import create_app
 
+    # an empty $LAKEFEED_API_KEY (a secret that was not filled in) reaches here as None: never
+    # serve without the key the deployment meant to set
+    if api_key is None and "LAKEFEED_API_KEY" in os.environ:
+        api_key = os.environ["LAKEFEED_API_KEY"]
+    if api_key is not None and not api_key.strip():
+        msg = "the API key is empty (--api-key or LAKEFEED_API_KEY): give a key, or unset both to serve without one"
+        raise ConfigError(msg)
     store = FeatureStore(home, catalog_uri=catalog_uri, warehouse=warehouse, online=online)
-    server = create_app(store, api_key=api_key or None, max_body_bytes=max_body_bytes)
+    server = create_app(store, api_key=api_key, max_body_bytes=max_body_bytes)
     views = store.list_feature_views()
     console.print(f"serving {len(views)} feature view(s) {views} on http://{host}:{port} (OpenAPI at /openapi.json)")
     try:

@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import lakefeed as lf
-from lakefeed.errors import OnlineStoreUnavailableError
+from lakefeed.errors import ConfigError, OnlineStoreUnavailableError
 from lakefeed.serving import FeatureServer, create_app
 
 pytestmark = pytest.mark.serve
@@ -433,3 +433,43 @@ def test_a_real_uvicorn_server_serves_vectors(fs: lf.FeatureStore) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("key", [2**64, 2**63, -(2**63) - 1])
+def test_a_key_beyond_64_bits_is_422(client: TestClient, key: int) -> None:
+    for body in ({"entity": {"user_id": key}}, {"entities": [{"user_id": 1}, {"user_id": key}]}):
+        resp = client.post("/features/user_only", json=body)
+        assert resp.status_code == 422, resp.text
+        assert "922337203685477580" in resp.json()["error"]["message"]  # the 64-bit bound an online store keys by
+
+
+def test_an_unseen_category_under_a_view_transform_is_422(fs: lf.FeatureStore, tmp_path: Path) -> None:
+    import lakefeed.transforms as lt
+
+    fitted = lt.Pipeline([lt.OneHotEncoder(columns=["item_id"])]).fit(pa.table({"item_id": ["a", "b"]}))
+    fs.create_feature_view("encoded", ["items.price"], transform=fitted)
+    with TestClient(create_app(fs)) as client:
+        assert client.post("/features/encoded", json={"entity": {"item_id": "a"}}).status_code == 200
+        resp = client.post("/features/encoded", json={"entity": {"item_id": "zz"}})
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "unknown-category"
+    assert "handle_unknown='ignore'" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("key", ["", "  "])
+def test_cli_serve_refuses_an_empty_api_key(
+    fs: lf.FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from lakefeed.cli import app
+
+    calls: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda server, **kwargs: calls.append(server))
+    monkeypatch.setenv("LAKEFEED_API_KEY", key)
+    result = CliRunner().invoke(app, ["serve", "--home", str(tmp_path / "home")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert "API key is empty" in str(result.exception)
+    assert calls == []  # never served without the key it was given

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
@@ -96,7 +97,8 @@ class HardExampleMiningSampler(AdvancedSampler[int]):
             msg = f"{owner}: hard_ratio must be in [0, 1] (the share of each epoch from hard rows), got {hard_ratio}"
             raise ConfigError(msg)
         self._hard_ratio = float(hard_ratio)
-        self._num_hard = math.ceil(self._hard_ratio * self._n)
+        # ceil(ratio * n) of the ratio as written: 0.07 * 100 is 7.000000000000001 in binary
+        self._num_hard = math.ceil(Fraction(repr(self._hard_ratio)) * self._n)
         if difficulty_scores is None and difficulty_fn is not None:
             if not callable(difficulty_fn):
                 msg = f"{owner}: difficulty_fn must be a function of the row index, got {difficulty_fn!r}"

@@ -44,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -81,9 +81,12 @@ PROMETHEUS_CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
+_Key = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str  # what an online store keys by
+
+
 class _FeatureRequest(msgspec.Struct, forbid_unknown_fields=True):
-    entity: dict[str, int | str] | None = None
-    entities: list[dict[str, int | str]] | None = None
+    entity: dict[str, _Key] | None = None
+    entities: list[dict[str, _Key]] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_FeatureRequest)

@@ -35,6 +35,7 @@ from lakefeed.errors import (
     OnlineStoreError,
     OnlineStoreUnavailableError,
     SchemaError,
+    UnknownCategoryError,
 )
 
 __all__ = ["HTTPError", "error_body", "from_exception"]
@@ -47,6 +48,7 @@ _STATUS: tuple[tuple[type[LakefeedError], int], ...] = (
     (ColumnNotFoundError, 422),
     (NotFoundError, 404),
     (SchemaError, 422),
+    (UnknownCategoryError, 422),
     (ConfigError, 500),
     (LakefeedError, 500),
 )

@@ -131,9 +131,12 @@ def _pandas_column(frame: pd.DataFrame, name: str) -> Values:
     for c in frame.columns:
         if str(c) == name:
             series = frame[c]
-            if series.dtype.kind in "biuf":
+            if series.dtype.kind in "biuf" and (isinstance(series.dtype, np.dtype) or not series.hasnans):
                 numbers: np.ndarray = np.asarray(series.to_numpy())
                 return numbers
+            if series.dtype.kind in "biuf":  # a nullable extension dtype with missing values: int64 with nulls
+                nullable: pa.Array[Any] = pa.array(series, from_pandas=True)
+                return nullable
             objects: pa.Array[Any] = pa.array(series.to_numpy(dtype=object), from_pandas=True)
             return objects
     raise ColumnNotFoundError(name)  # pragma: no cover - checked by the caller
@@ -247,7 +250,12 @@ def _scan_of(data: object, columns: Sequence[str] | None) -> Scan:
         if missing:
             msg = f"column(s) {missing} not in the scan of {data.table.name}; it has {data.columns}"
             raise ColumnNotFoundError(msg)
-        return data.table.scan(columns=list(columns), filter=data.filter, snapshot=data.snapshot_id)
+        # the current snapshot is read with the current schema (names may have changed since the
+        # snapshot was written: a rename makes no snapshot), an older one with its own
+        current = data.snapshot_id == data.table.snapshot_id
+        return data.table.scan(
+            columns=list(columns), filter=data.filter, snapshot=None if current else data.snapshot_id
+        )
     msg = f"expected a lakefeed Table or Scan, got {type(data).__name__}"  # pragma: no cover
     raise ConfigError(msg)  # pragma: no cover
 

@@ -81,7 +81,8 @@ class Moments:
         out.mean = np.where(
             self.count == 0, other.mean, np.where(other.count == 0, self.mean, self.mean + delta * (other.count / safe))
         )
-        out.m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / safe)
+        both = (self.count > 0) & (other.count > 0)  # an empty side adds nothing (and delta**2 may overflow)
+        out.m2 = self.m2 + other.m2 + np.where(both, delta * (delta * (self.count * other.count / safe)), 0.0)
         out.min = np.minimum(self.min, other.min)
         out.max = np.maximum(self.max, other.max)
         out.seen = self.seen | other.seen

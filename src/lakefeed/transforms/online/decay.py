@@ -126,6 +126,11 @@ class TimeDecayFeatureBuilder(OnlineFeatureComputer):
             return {"weighted_sum": weighted}
         if self.aggregation == "decayed_count":
             return {"decayed_count": total}
+        if now is not None:
+            # ``now`` scales every weight alike, which the mean and the std do not see; relative to
+            # the latest timestamp the weights cannot all underflow to 0 however far ``now`` is
+            w = self.weights(len(x), timestamps)
+            total, weighted = float(w.sum()), float((w * x).sum())
         mean = weighted / total if total > 0 else math.nan
         if self.aggregation == "weighted_mean":
             return {"weighted_mean": mean}
