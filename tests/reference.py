@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pyarrow as pa
 
@@ -92,3 +94,69 @@ def reference_filter(table: pa.Table, expr: Expr | None) -> pa.Table:
         return table
     keep = evaluate(expr, to_frame(table)).fillna(False).astype(bool).to_numpy()
     return table.filter(pa.array(keep))
+
+
+def _round_to(value: object, bits: int) -> float:
+    """A number as the nearest float of ``bits`` width (what a float column compares with)."""
+    import struct
+
+    wide = float(value)  # type: ignore[arg-type]
+    if bits == 32 and math.isfinite(wide):
+        return float(struct.unpack("f", struct.pack("f", wide))[0])
+    return wide
+
+
+def _python_compare(op: str, x: object, v: object, bits: int | None) -> bool:
+    """``x <op> v`` as Python numbers compare (exactly, int vs float vs Decimal); floats columns
+    first round ``v`` to their width. NaN: only ``!=`` holds."""
+    if bits is not None:
+        v = _round_to(v, bits)
+    return _py_op(op, x, v)
+
+
+def python_truth(expr: Expr, row: dict[str, object], float_bits: dict[str, int]) -> bool | None:
+    """Three-valued truth of ``expr`` on one row, by plain Python comparisons (no Arrow).
+
+    ``float_bits`` gives the width of each float column; other numeric columns compare with
+    the literal exactly, as Python compares an int, a float and a Decimal.
+    """
+    if isinstance(expr, Compare):
+        x = row[expr.column]
+        return None if x is None else _python_compare(expr.op, x, expr.value, float_bits.get(expr.column))
+    if isinstance(expr, IsIn):
+        x = row[expr.column]
+        if x is None:
+            return None
+        bits = float_bits.get(expr.column)
+        for v in expr.values:
+            if bits is not None and isinstance(x, float) and math.isnan(x) and math.isnan(_round_to(v, bits)):
+                return True  # Arrow's is_in matches NaN with NaN
+            if _python_compare("==", x, v, bits):
+                return True
+        return False
+    if isinstance(expr, IsNull):
+        return row[expr.column] is None
+    if isinstance(expr, Between):
+        return python_truth(
+            And(Compare(expr.column, ">=", expr.low), Compare(expr.column, "<=", expr.high)), row, float_bits
+        )
+    if isinstance(expr, Not):
+        inner = python_truth(expr.operand, row, float_bits)
+        return None if inner is None else not inner
+    if isinstance(expr, (And, Or)):
+        left = python_truth(expr.left, row, float_bits)
+        right = python_truth(expr.right, row, float_bits)
+        if isinstance(expr, And):
+            if left is False or right is False:
+                return False
+            return None if left is None or right is None else True
+        if left is True or right is True:
+            return True
+        return None if left is None or right is None else False
+    raise TypeError(expr)
+
+
+def python_filter_ids(table: pa.Table, expr: Expr, key: str = "id") -> list[object]:
+    """The ``key`` values of the rows where ``expr`` is true, by :func:`python_truth`, sorted."""
+    bits = {f.name: f.type.bit_width for f in table.schema if pa.types.is_floating(f.type)}
+    return sorted(row[key] for row in table.to_pylist() if python_truth(expr, row, bits) is True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from lakefeed._typing import DEFAULT_TARGET_BYTES, SnapshotRef, TableFormat
@@ -89,6 +90,18 @@ class ReadPlan:
         """Projection plus the columns only the filter needs, in table order."""
         wanted = set(self.schema.names) | set(columns_of(self.filter))
         return [n for n in self.table_schema.names if n in wanted]
+
+    @cached_property
+    def dataset_filter(self) -> pc.Expression | None:
+        """What ``pyarrow.dataset`` may prune row groups with, when that is not ``arrow_filter``.
+
+        None where the exact filter is safe to hand over (the common case); otherwise a
+        superset of it that NaN-blind row-group statistics cannot mis-prune, after which the
+        reader applies ``arrow_filter`` itself (see :func:`~lakefeed.tables.pruning.dataset_filter`).
+        """
+        from lakefeed.tables.pruning import dataset_filter
+
+        return dataset_filter(self.filter, self.table_schema) if self.arrow_filter is not None else None
 
     def finish(self, batch: pa.RecordBatch, *, filtered: bool) -> pa.RecordBatch:
         """Apply the exact filter (unless done already), project and cast to the output schema."""
@@ -394,7 +407,11 @@ class Scan:
             list[ds.Fragment](fragments), schema, ds.ParquetFileFormat(), fragments[0].filesystem
         )
         try:
-            table = dataset.to_table(columns=plan.columns, filter=plan.arrow_filter)
+            if plan.dataset_filter is None or plan.arrow_filter is None:
+                table = dataset.to_table(columns=plan.columns, filter=plan.arrow_filter)
+            else:  # prune with the NaN-safe superset, then apply the exact filter
+                table = dataset.to_table(columns=plan.read_columns, filter=plan.dataset_filter)
+                table = table.filter(plan.arrow_filter).select(plan.columns)
         except OSError as exc:
             for part in parts:
                 if part.path in str(exc):

@@ -79,12 +79,13 @@ class DeltaTable(Table):
             )
             raise TableNotFoundError(msg) from exc
         features = set(dt.protocol().reader_features or [])
-        if "deletionVectors" in features or "columnMapping" in features:
+        if "deletionVectors" in features:
             msg = (
                 f"Delta table {self.name} uses reader features {sorted(features)} that lakefeed does not read yet; "
-                "rewrite it without deletion vectors / column mapping (e.g. OPTIMIZE + REORG ... APPLY (PURGE))"
+                "rewrite it without deletion vectors (e.g. OPTIMIZE + REORG ... APPLY (PURGE))"
             )
             raise UnsupportedOperationError(msg)
+        _physical_names(dt, self.name)  # column mapping lakefeed cannot read is refused now
         loaded: deltalake.DeltaTable = dt
         return loaded
 
@@ -175,15 +176,24 @@ class DeltaTable(Table):
         partition_columns = list(dt.metadata().partition_columns)
         fs, root = filesystem_and_path(self._uri)
         prunable = [f.name for f in schema if usable_for_pruning(f.type) and f.name not in partition_columns]
+        # column mapping: files, statistics and partition values use the physical names
+        physical = _physical_names(dt, self.name)
+        rename = {c: p for c, p in physical.items() if p != c}
+        stored = {c: physical.get(c, c) for c in schema.names}
+        part_key = {
+            c: f"partition.{stored[c]}" if f"partition.{stored[c]}" in actions.column_names else f"partition.{c}"
+            for c in partition_columns
+        }
         files: list[tuple[str, int, dict[str, Any], int, dict[str, ColumnStats]]] = []
         for row in actions.to_pylist():
             rel = str(row["path"])
             path = filesystem_and_path(rel)[1] if is_uri(rel) else f"{root.rstrip('/')}/{unquote(rel)}"
-            constants = {
-                c: _partition_value(row.get(f"partition.{c}"), schema.field(c).type) for c in partition_columns
-            }
+            constants = {c: _partition_value(row.get(part_key[c]), schema.field(c).type) for c in partition_columns}
             stats = {
-                c: ColumnStats(row.get(f"min.{c}"), row.get(f"max.{c}"), row.get(f"null_count.{c}")) for c in prunable
+                c: ColumnStats(
+                    row.get(f"min.{stored[c]}"), row.get(f"max.{stored[c]}"), row.get(f"null_count.{stored[c]}")
+                )
+                for c in prunable
             }
             num_records = row.get("num_records")
             files.append(
@@ -197,7 +207,7 @@ class DeltaTable(Table):
                     continue
                 if num_rows >= 0 and not may_match(plan.filter, stats, num_rows, plan.table_schema):
                     continue  # the file's min/max/null counts rule every row out
-                parts.extend(parquet_file_parts(path, fs, plan, file_size=size, constants=constants))
+                parts.extend(parquet_file_parts(path, fs, plan, file_size=size, rename=rename, constants=constants))
             return parts
 
         return plan_parts
@@ -205,6 +215,12 @@ class DeltaTable(Table):
     # -- writes -----------------------------------------------------------------------------
 
     def _write(self, operation: str, action: Callable[[], None]) -> None:
+        if _physical_names(self._dt, self.name):
+            msg = (
+                f"{operation} on Delta table {self.name}: lakefeed does not write tables with column mapping "
+                "(delta.columnMapping.mode); write with Spark or Delta Kernel"
+            )
+            raise UnsupportedOperationError(msg)
         dl = _deltalake()
         try:
             action()
@@ -297,6 +313,45 @@ class DeltaTable(Table):
 
     def _write_schema(self) -> pa.Schema:
         return self.schema
+
+
+def _physical_names(dt: deltalake.DeltaTable, table: str) -> dict[str, str]:
+    """Column -> physical (stored) name under column mapping; empty without it.
+
+    Raises:
+        UnsupportedOperationError: ``id`` mode, or nested fields stored under other names.
+    """
+    mode = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if mode == "none":
+        return {}
+    key = "delta.columnMapping.physicalName"
+    if mode != "name":
+        msg = (
+            f"Delta table {table} uses column mapping mode {mode!r}, which lakefeed does not read yet "
+            "(mode 'name' it does); rewrite the table without column mapping or in name mode"
+        )
+        raise UnsupportedOperationError(msg)
+
+    types = _deltalake().schema
+
+    def nested_renamed(t: Any) -> bool:
+        if isinstance(t, types.StructType):
+            return any(str(f.metadata.get(key, f.name)) != f.name or nested_renamed(f.type) for f in t.fields)
+        if isinstance(t, types.ArrayType):
+            return nested_renamed(t.element_type)
+        if isinstance(t, types.MapType):
+            return nested_renamed(t.key_type) or nested_renamed(t.value_type)
+        return False
+
+    fields = dt.schema().fields
+    renamed = [f.name for f in fields if nested_renamed(f.type)]
+    if renamed:
+        msg = (
+            f"Delta table {table} uses column mapping (mode {mode!r}) with renamed nested fields in {renamed}, "
+            "which lakefeed does not read yet; rewrite the table without column mapping"
+        )
+        raise UnsupportedOperationError(msg)
+    return {f.name: str(f.metadata.get(key, f.name)) for f in fields}
 
 
 def _partition_value(raw: Any, arrow_type: pa.DataType) -> Any:

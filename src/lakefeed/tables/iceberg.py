@@ -13,31 +13,19 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lakefeed.errors import (
     CommitConflictError,
     CommitError,
     ConfigError,
-    FilterTypeError,
     SchemaError,
     UnsupportedOperationError,
 )
-from lakefeed.expr import (
-    And,
-    Between,
-    Compare,
-    Expr,
-    IsIn,
-    IsNull,
-    Not,
-    Or,
-    negation_normal_form,
-    validate,
-)
+from lakefeed.expr import Expr
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
+from lakefeed.tables.iceberg_filter import to_iceberg_filter
 from lakefeed.tables.parts import parquet_file_parts
 from lakefeed.tables.schema import conform, normalize_arrow_schema, prepare_create, validate_keys_unique
 
@@ -52,110 +40,8 @@ __all__ = ["IcebergTable", "create_iceberg_table", "open_static_iceberg", "to_ic
 
 _MISSING = "\x00lakefeed-missing"
 _PLAN_CACHE_SIZE = 64
-_plan_cache: OrderedDict[tuple[Any, int, str], list[FileScanTask]] = OrderedDict()
+_plan_cache: OrderedDict[tuple[Any, int, int, str], list[FileScanTask]] = OrderedDict()
 _plan_cache_lock = threading.Lock()
-
-
-# -- filters --------------------------------------------------------------------------------
-
-
-def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any:
-    """The value pyiceberg should compare with, or None when it cannot be pushed down."""
-    import pyarrow as pa
-
-    if pa.types.is_integer(arrow_type):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if exact:
-            msg = f"a write filter on integer column needs an int literal, got {value!r}"
-            raise FilterTypeError(msg)
-        return None
-    if pa.types.is_floating(arrow_type):
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if pa.types.is_decimal(arrow_type):
-        return value if isinstance(value, Decimal) else (Decimal(value) if isinstance(value, int) else None)
-    if pa.types.is_timestamp(arrow_type) and isinstance(value, datetime):
-        if (arrow_type.tz is None) != (value.tzinfo is None):
-            if exact:
-                msg = f"column is {arrow_type} but {value!r} is {'aware' if value.tzinfo else 'naive'}"
-                raise FilterTypeError(msg)
-            return None
-        return value.isoformat()
-    if pa.types.is_date(arrow_type) and isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (bool, str)):
-        return value
-    if exact:
-        msg = f"cannot translate {value!r} for a {arrow_type} column into an Iceberg filter"
-        raise UnsupportedOperationError(msg)
-    return None
-
-
-def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = False) -> BooleanExpression:
-    """Translate a lakefeed filter into a pyiceberg expression.
-
-    With ``exact=False`` (reads) the result selects a superset of the rows, for pruning only:
-    leaves pyiceberg cannot express become ``AlwaysTrue``. With ``exact=True`` (deletes and
-    overwrites) every leaf must translate exactly or an error is raised.
-
-    Example:
-        >>> import pyarrow as pa, lakefeed as lf
-        >>> to_iceberg_filter(lf.col("a") > 1, pa.schema([("a", pa.int64())]))
-        GreaterThan(term=Reference(name='a'), literal=LongLiteral(1))
-    """
-    import pyarrow as pa
-    from pyiceberg import expressions
-
-    ie: Any = expressions  # pydantic-built constructors confuse type checkers
-    if expr is None:
-        always: BooleanExpression = ie.AlwaysTrue()
-        return always
-    validate(expr, schema)
-    nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
-    nnf = expr if exact else negation_normal_form(expr, nan_columns=nan_columns)
-    ops: dict[str, Callable[[str, Any], BooleanExpression]] = {
-        "==": ie.EqualTo,
-        "!=": ie.NotEqualTo,
-        "<": ie.LessThan,
-        "<=": ie.LessThanOrEqual,
-        ">": ie.GreaterThan,
-        ">=": ie.GreaterThanOrEqual,
-    }
-
-    def lit(column: str, value: Any) -> Any:
-        return _iceberg_literal(value, schema.field(column).type, exact=exact)
-
-    def go(e: Expr) -> Any:
-        if isinstance(e, Compare):
-            value = lit(e.column, e.value)
-            return ie.AlwaysTrue() if value is None else ops[e.op](e.column, value)
-        if isinstance(e, IsIn):
-            values = [lit(e.column, v) for v in e.values]
-            if any(v is None for v in values):
-                return ie.AlwaysTrue()
-            return ie.In(e.column, set(values)) if values else ie.AlwaysFalse()
-        if isinstance(e, IsNull):
-            return ie.IsNull(e.column)
-        if isinstance(e, Between):
-            low, high = lit(e.column, e.low), lit(e.column, e.high)
-            if low is None or high is None:
-                return ie.AlwaysTrue()
-            return ie.And(ie.GreaterThanOrEqual(e.column, low), ie.LessThanOrEqual(e.column, high))
-        if isinstance(e, And):
-            return ie.And(go(e.left), go(e.right))
-        if isinstance(e, Or):
-            return ie.Or(go(e.left), go(e.right))
-        if isinstance(e, Not):
-            if exact:
-                return ie.Not(go(e.operand))
-            if isinstance(e.operand, IsNull):
-                return ie.NotNull(e.operand.column)
-            return ie.AlwaysTrue()  # other negated leaves: no safe pruning
-        msg = f"unknown filter node {e!r}"
-        raise ConfigError(msg)
-
-    result: BooleanExpression = go(nnf)
-    return result
 
 
 # -- partitioning ---------------------------------------------------------------------------
@@ -308,24 +194,27 @@ class IcebergTable(Table):
     def _parts_planner(
         self, snapshot_id: int | None, *, current_schema: bool = True
     ) -> Callable[[ReadPlan], list[TablePart]]:
+        # the schema the scan's column names and filter refer to, fixed now (planning is lazy)
+        ice_schema = self._iceberg_schema_at(None if current_schema else snapshot_id)
+
         def plan_parts(plan: ReadPlan) -> list[TablePart]:
             if snapshot_id is None:
                 return []
-            return self._plan(plan, snapshot_id, None if current_schema else snapshot_id)
+            return self._plan(plan, snapshot_id, ice_schema)
 
         return plan_parts
 
-    def _plan(self, plan: ReadPlan, snapshot_id: int, schema_snapshot: int | None) -> list[TablePart]:
+    def _plan(self, plan: ReadPlan, snapshot_id: int, ice_schema: IcebergSchema) -> list[TablePart]:
         from concurrent.futures import ThreadPoolExecutor
 
         from pyiceberg.manifest import FileFormat
 
         from lakefeed.tables.planning import ParquetFileInfo
 
-        ice_schema = self._iceberg_schema_at(schema_snapshot)
-        row_filter = to_iceberg_filter(plan.filter, plan.table_schema)
+        tbl = self._tbl  # one metadata version: pyiceberg binds the filter to its current schema
+        row_filter = _to_current_names(to_iceberg_filter(plan.filter, plan.table_schema), ice_schema, tbl.schema())
         try:
-            file_tasks = self._file_tasks(snapshot_id, row_filter)
+            file_tasks = _file_tasks(tbl, snapshot_id, row_filter)
         except ValueError as exc:
             if "equality deletes" in str(exc):
                 msg = (
@@ -340,13 +229,10 @@ class IcebergTable(Table):
             if task.delete_files or task.file.file_format != FileFormat.PARQUET:
                 return [_IcebergFilePart(self, task, snapshot_id, ice_schema)]
             fs, path = self._filesystem(task.file.file_path, fs_cache)
-            return parquet_file_parts(
-                path,
-                fs,
-                plan,
-                file_size=task.file.file_size_in_bytes,
-                rename=_rename_by_field_id(path, fs, ice_schema, task.file.file_size_in_bytes),
-            )
+            rename = _rename_by_field_id(path, fs, ice_schema, task.file.file_size_in_bytes)
+            if rename is None:  # nested fields renamed or replaced since: pyiceberg matches them by id
+                return [_IcebergFilePart(self, task, snapshot_id, ice_schema)]
+            return parquet_file_parts(path, fs, plan, file_size=task.file.file_size_in_bytes, rename=rename)
 
         # Footers not yet cached are read in threads first (object stores have latency); planning
         # below then finds every footer in the cache.
@@ -365,25 +251,6 @@ class IcebergTable(Table):
             with ThreadPoolExecutor(max_workers=min(8, len(uncached)), thread_name_prefix="lakefeed-plan") as pool:
                 list(pool.map(read_footer, uncached))
         return [p for task in file_tasks for p in plan_one(task)]
-
-    def _file_tasks(self, snapshot_id: int, row_filter: BooleanExpression) -> list[FileScanTask]:
-        """Pyiceberg's file plan for a snapshot and filter, cached: snapshots never change.
-
-        Re-reading a snapshot (every epoch of a training run) then skips the manifest reads.
-        """
-        key = (self._tbl.metadata.table_uuid, snapshot_id, repr(row_filter))
-        with _plan_cache_lock:
-            hit = _plan_cache.get(key)
-            if hit is not None:
-                _plan_cache.move_to_end(key)
-                return hit
-        scan = self._tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
-        tasks = list(scan.plan_files())
-        with _plan_cache_lock:
-            _plan_cache[key] = tasks
-            while len(_plan_cache) > _PLAN_CACHE_SIZE:
-                _plan_cache.popitem(last=False)
-        return tasks
 
     def _filesystem(self, uri: str, cache: dict[str, Any]) -> tuple[Any, str]:
         from urllib.parse import urlparse
@@ -479,7 +346,72 @@ class IcebergTable(Table):
         self._commit("delete", run)
 
 
-def _rename_by_field_id(path: str, fs: Any, schema: IcebergSchema, file_size: int) -> dict[str, str]:
+def _file_tasks(tbl: PyIcebergTable, snapshot_id: int, row_filter: BooleanExpression) -> list[FileScanTask]:
+    """Pyiceberg's file plan for a snapshot and filter, cached: snapshots never change.
+
+    Re-reading a snapshot (every epoch of a training run) then skips the manifest reads. The
+    filter names columns of ``tbl``'s current schema (pyiceberg binds it there), so the key
+    holds that schema's id: after a rename the same names mean other columns.
+    """
+    key = (tbl.metadata.table_uuid, snapshot_id, tbl.metadata.current_schema_id, repr(row_filter))
+    with _plan_cache_lock:
+        hit = _plan_cache.get(key)
+        if hit is not None:
+            _plan_cache.move_to_end(key)
+            return hit
+    scan = tbl.scan(row_filter=row_filter, snapshot_id=snapshot_id, case_sensitive=True)
+    tasks = list(scan.plan_files())
+    with _plan_cache_lock:
+        _plan_cache[key] = tasks
+        while len(_plan_cache) > _PLAN_CACHE_SIZE:
+            _plan_cache.popitem(last=False)
+    return tasks
+
+
+def _to_current_names(expr: BooleanExpression, schema: IcebergSchema, current: IcebergSchema) -> BooleanExpression:
+    """``expr`` (on ``schema``'s names) with each column named as in ``current``, by field id.
+
+    A column dropped since cannot prune: its leaves become true (false under a negation),
+    which selects a superset; the exact filter is applied to the rows read.
+    """
+    from pyiceberg import expressions as ie
+
+    if schema.schema_id == current.schema_id:
+        return expr
+
+    def go(e: BooleanExpression, positive: bool) -> BooleanExpression:
+        if isinstance(e, ie.And):
+            return ie.And(go(e.left, positive), go(e.right, positive))
+        if isinstance(e, ie.Or):
+            return ie.Or(go(e.left, positive), go(e.right, positive))
+        if isinstance(e, ie.Not):
+            return ie.Not(go(e.child, not positive))
+        if not isinstance(e, ie.UnboundPredicate) or not isinstance(e.term, ie.Reference):
+            return e
+        field = schema.find_field(e.term.name, case_sensitive=True)
+        name = current.find_column_name(field.field_id)
+        if name is None:
+            dropped: BooleanExpression = ie.AlwaysTrue() if positive else ie.AlwaysFalse()
+            return dropped
+        ref = ie.Reference(name)
+        renamed: BooleanExpression
+        if isinstance(e, ie.LiteralPredicate):
+            renamed = type(e)(ref, e.literal)
+        elif isinstance(e, ie.SetPredicate):
+            renamed = type(e)(ref, e.literals)
+        else:
+            renamed = type(e)(ref)
+        return renamed
+
+    return go(expr, True)
+
+
+def _rename_by_field_id(path: str, fs: Any, schema: IcebergSchema, file_size: int) -> dict[str, str] | None:
+    """Table column -> file column where the names differ, matched by field id.
+
+    None when a nested field of the file is stored under another name or id than ``schema``
+    gives it (renamed, or dropped and added again): by-name struct casts would misread it.
+    """
     from lakefeed.tables.planning import ParquetFileInfo
 
     info = ParquetFileInfo.load(path, fs, file_size=file_size)
@@ -491,9 +423,57 @@ def _rename_by_field_id(path: str, fs: Any, schema: IcebergSchema, file_size: in
         stored = by_id.get(f.field_id)
         if stored is None:
             rename[f.name] = _MISSING
-        elif stored != f.name:
+            continue
+        if stored != f.name:
             rename[f.name] = stored
+        if not _nested_ids_agree(f.field_type, info.schema.field(stored).type):
+            return None
     return rename
+
+
+def _nested_ids_agree(ice_type: Any, arrow_type: pa.DataType) -> bool:
+    """Whether every nested field a file and the schema share sits at the same path under the same id."""
+    from pyiceberg.types import ListType, MapType, NestedField, StructType
+
+    def ice_paths(t: Any, prefix: str, out: dict[int, str]) -> dict[int, str]:
+        children: list[tuple[NestedField, str]] = []
+        if isinstance(t, StructType):
+            children = [(c, f"{prefix}.{c.name}") for c in t.fields]
+        elif isinstance(t, ListType):
+            children = [(t.element_field, f"{prefix}.element[]")]
+        elif isinstance(t, MapType):
+            children = [(t.key_field, f"{prefix}.key[]"), (t.value_field, f"{prefix}.value[]")]
+        for child, path in children:
+            out[child.field_id] = path
+            ice_paths(child.field_type, path, out)
+        return out
+
+    def file_paths(t: pa.DataType, prefix: str, out: dict[int, str]) -> dict[int, str]:
+        import pyarrow as pa
+
+        if pa.types.is_struct(t):
+            children = [(t.field(i), f"{prefix}.{t.field(i).name}") for i in range(t.num_fields)]
+        elif pa.types.is_map(t):
+            children = [(t.key_field, f"{prefix}.key[]"), (t.item_field, f"{prefix}.value[]")]
+        elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            children = [(t.value_field, f"{prefix}.element[]")]
+        else:
+            return out
+        for child, path in children:
+            raw = (child.metadata or {}).get(b"PARQUET:field_id")
+            if raw is not None:
+                out[int(raw)] = path
+            file_paths(child.type, path, out)
+        return out
+
+    schema_paths = ice_paths(ice_type, "", {})
+    stored = file_paths(arrow_type, "", {})
+    if not schema_paths or not stored:
+        return True  # a primitive column, or nested fields without ids (matched by name)
+    stored_ids = {path: i for i, path in stored.items()}
+    return all(schema_paths.get(i, path) == path for i, path in stored.items()) and all(
+        stored_ids.get(path, i) == i for i, path in schema_paths.items()
+    )
 
 
 class _IcebergFilePart(TablePart):

@@ -195,7 +195,12 @@ class PaimonTable(Table):
         return self
 
     def _at(self, snapshot_id: int | None) -> Any:
-        if snapshot_id is None or snapshot_id == self.snapshot_id:
+        """The table pinned to a snapshot.
+
+        Pinned explicitly even for the current snapshot: pypaimon plans lazily, so the live
+        table would read whatever snapshot is latest then, not the one the scan named.
+        """
+        if snapshot_id is None:
             return self._tbl
         return self._tbl.copy({"scan.snapshot-id": str(snapshot_id)})
 
@@ -350,7 +355,10 @@ class _PaimonSplitPart(TablePart):
         self._files = tuple(str(f.file_path) for f in files)
         self.path = self._files[0] if files else "<empty split>"
         self.num_rows = int(split.row_count)
-        self.exact_rows = len(files) <= 1 and not split.data_deletion_files
+        # row counts add up only when pypaimon reads the files as stored: one file without
+        # delete (-D/-U) records, or a split it reads raw; merges and deletion vectors drop rows
+        single = len(files) <= 1 and all(not f.delete_row_count for f in files)
+        self.exact_rows = (single or bool(getattr(split, "raw_convertible", False))) and not split.data_deletion_files
         total = 0
         for f in files:
             path = str(f.file_path)

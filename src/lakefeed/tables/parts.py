@@ -117,12 +117,20 @@ class ParquetPart(TablePart):
                     if batch.num_rows:
                         yield plan.finish(batch, filtered=True)
             return
-        if direct:
+        if direct and plan.dataset_filter is None:
             for batch in fragment.to_batches(
                 columns=plan.columns, filter=plan.arrow_filter, batch_size=BATCH_ROWS, use_threads=plan.use_threads
             ):
                 if batch.num_rows:
                     yield plan.finish(batch, filtered=True)
+            return
+        if direct:  # row groups pruned with the NaN-safe superset; the exact filter applied here
+            for batch in fragment.to_batches(
+                columns=wanted, filter=plan.dataset_filter, batch_size=BATCH_ROWS, use_threads=plan.use_threads
+            ):
+                out = plan.finish(batch, filtered=False) if batch.num_rows else batch
+                if out.num_rows:
+                    yield out
             return
         stored_as = {c: self.rename.get(c, c) for c in wanted}
         stored = [c for c in wanted if stored_as[c] in file_names and c not in self.constants]

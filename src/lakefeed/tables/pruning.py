@@ -12,12 +12,26 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from lakefeed.expr import And, Between, Compare, Expr, IsIn, IsNull, Not, Or, negation_normal_form
+from lakefeed.expr import (
+    And,
+    Between,
+    Compare,
+    Expr,
+    IsIn,
+    IsNull,
+    Not,
+    Or,
+    columns_of,
+    negation_normal_form,
+    normalize_literals,
+    to_pyarrow,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-__all__ = ["ColumnStats", "may_match", "usable_for_pruning"]
+__all__ = ["ColumnStats", "dataset_filter", "may_match", "usable_for_pruning"]
 
 
 @dataclass(frozen=True)
@@ -131,4 +145,58 @@ def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
             return not all_null(e.operand.column)
         return True  # other negated leaves: unknown
 
-    return go(negation_normal_form(expr, nan_columns=nan_columns))
+    return go(negation_normal_form(normalize_literals(expr, schema), nan_columns=nan_columns))
+
+
+def _nan_sensitive(e: Expr, float_columns: frozenset[str]) -> bool:
+    """Whether a leaf of a negation normal form can be true on NaN (which statistics leave out)."""
+    if isinstance(e, Not):
+        return not isinstance(e.operand, IsNull) and bool(float_columns.intersection(columns_of(e)))
+    if isinstance(e, Compare):
+        return e.column in float_columns and e.op == "!="
+    if isinstance(e, IsIn):
+        return e.column in float_columns and any(isinstance(v, float) and math.isnan(v) for v in e.values)
+    return False
+
+
+def dataset_filter(expr: Expr | None, schema: pa.Schema) -> pc.Expression | None:
+    """A filter ``pyarrow.dataset`` may prune row groups with, where the exact filter is unsafe; else None.
+
+    Parquet min/max statistics leave NaN out and ``pyarrow.dataset`` trusts them, so a filter
+    that is true on NaN (``f != 2.0``, ``~(f <= 2.0)``, ``~f.isin([...])``) would lose the
+    NaN rows of a row group whose other values all fail it. Such leaves become true here (a
+    superset: the caller applies the exact filter to what is read); None means the exact
+    filter itself is safe to hand over (no float column is tested that way).
+
+    Example:
+        >>> import pyarrow as pa
+        >>> from lakefeed.expr import col
+        >>> s = pa.schema([("i", pa.int64()), ("f", pa.float64())])
+        >>> dataset_filter((col("i") > 1) & (col("f") > 0.5), s) is None
+        True
+        >>> print(dataset_filter((col("i") > 1) & (col("f") != 0.5), s))
+        ((i > 1) and true)
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if expr is None:
+        return None
+    floats = frozenset(f.name for f in schema if pa.types.is_floating(f.type)).intersection(columns_of(expr))
+    if not floats:
+        return None
+    unsafe = False
+
+    def go(e: Expr) -> pc.Expression:
+        nonlocal unsafe
+        if isinstance(e, And):
+            return go(e.left) & go(e.right)
+        if isinstance(e, Or):
+            return go(e.left) | go(e.right)
+        if _nan_sensitive(e, floats):
+            unsafe = True
+            return pc.scalar(True)
+        return to_pyarrow(e, schema)
+
+    pushed = go(negation_normal_form(normalize_literals(expr, schema), nan_columns=floats))
+    return pushed if unsafe else None

@@ -74,6 +74,17 @@ def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
         pa.types.is_list(target) or pa.types.is_large_list(target)
     ):
         return _compatible(source.value_type, target.value_type)
+    if pa.types.is_struct(source) and pa.types.is_struct(target):
+        # matched by name (the cast is too): no unknown field, missing ones nullable
+        names = [source.field(i).name for i in range(source.num_fields)]
+        wanted = {target.field(i).name: target.field(i) for i in range(target.num_fields)}
+        if len(set(names)) != len(names) or len(wanted) != target.num_fields:
+            return False
+        return all(n in wanted and _compatible(source.field(n).type, wanted[n].type) for n in names) and all(
+            f.nullable for n, f in wanted.items() if n not in names
+        )
+    if pa.types.is_map(source) and pa.types.is_map(target):
+        return _compatible(source.key_type, target.key_type) and _compatible(source.item_type, target.item_type)
     return False
 
 
