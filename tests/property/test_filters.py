@@ -109,7 +109,9 @@ def test_every_format_returns_the_exact_filters_rows(edge_table: lf.Table, expr:
     assert sorted(int(v) for b in scan.to_batches() for v in b.column("id").to_pylist()) == expected
 
 
-@pytest.mark.parametrize("kind", [pytest.param("iceberg", id="iceberg")])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("iceberg", id="iceberg"), pytest.param("delta", marks=pytest.mark.delta, id="delta")]
+)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expr=edge_filters(("i", "f", "g", "p")))
 def test_delete_removes_exactly_the_exact_filters_rows(

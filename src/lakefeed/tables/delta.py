@@ -10,6 +10,7 @@ one Delta commit each. The primary key lives in the table description (Delta has
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ from lakefeed.errors import (
     TableNotFoundError,
     UnsupportedOperationError,
 )
-from lakefeed.expr import Expr, to_sql, validate
+from lakefeed.expr import Between, Compare, Expr, IsIn, _sql_ident, _sql_literal, to_sql, validate
+from lakefeed.expr_literals import normalize_literals
 from lakefeed.io import filesystem_and_path, is_uri
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
@@ -309,7 +311,10 @@ class DeltaTable(Table):
 
     def _predicate(self, filter: Expr) -> str:
         validate(filter, self.schema, table=f"Delta table {self.name}")
-        return to_sql(filter)
+        import pyarrow as pa
+
+        floats = {f.name for f in self.schema if pa.types.is_floating(f.type)}
+        return to_sql(normalize_literals(filter, self.schema), leaf=lambda e: _ieee_leaf(e, floats))
 
     def _write_schema(self) -> pa.Schema:
         return self.schema
@@ -400,3 +405,40 @@ def create_delta_table(
         msg = f"create Delta table {location} failed: {str(exc).splitlines()[0]}; nothing was created"
         raise CommitError(msg) from exc
     return DeltaTable(location)
+
+
+def _ieee_leaf(e: Expr, floats: set[str]) -> str | None:
+    """A float column's comparison in SQL that Delta's engine evaluates as lakefeed's exact filter does.
+
+    DataFusion compares floats by IEEE 754's total order (NaN above +inf, -0.0 below 0.0);
+    lakefeed's filters compare as IEEE 754 operators do (NaN compares false, -0.0 equals 0.0),
+    so deletes and overwrites remove exactly the rows a read with the same filter returns.
+    Nulls stay null. None for anything else (the default translation).
+    """
+    if isinstance(e, Between) and e.column in floats:
+        low, high = (
+            _ieee_leaf(Compare(e.column, ">=", e.low), floats),
+            _ieee_leaf(Compare(e.column, "<=", e.high), floats),
+        )
+        return f"({low} AND {high})"
+    if isinstance(e, IsIn) and e.column in floats and e.values:
+        wanted = [v for v in e.values if not (isinstance(v, float) and math.isnan(v))]  # NaN equals nothing
+        if not wanted:
+            return None
+        return "(" + " OR ".join(str(_ieee_leaf(Compare(e.column, "==", v), floats)) for v in wanted) + ")"
+    if not isinstance(e, Compare) or e.column not in floats or not isinstance(e.value, int | float):
+        return None
+    c, v = _sql_ident(e.column), float(e.value)
+    if v == 0.0:  # both zeros: in the total order -0.0 < 0.0
+        zero = {
+            "==": f"({c} = 0.0 OR {c} = -0.0)",
+            "!=": f"({c} <> 0.0 AND {c} <> -0.0)",
+            "<": f"({c} < -0.0)",
+            "<=": f"({c} <= 0.0)",
+            ">": f"({c} > 0.0 AND NOT isnan({c}))",
+            ">=": f"({c} >= -0.0 AND NOT isnan({c}))",
+        }
+        return zero[e.op]
+    op = {"==": "=", "!=": "<>"}.get(e.op, e.op)
+    plain = f"({c} {op} {_sql_literal(v)})"
+    return f"({plain} AND NOT isnan({c}))" if e.op in (">", ">=") else plain  # NaN is above every number there

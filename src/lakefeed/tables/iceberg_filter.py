@@ -1,6 +1,6 @@
 """lakefeed filters as pyiceberg expressions: a pruning superset for reads, the exact rows for writes.
 
-Both start from :func:`~lakefeed.expr.normalize_literals`, so each literal is already in its
+Both start from :func:`~lakefeed.expr_literals.normalize_literals`, so each literal is already in its
 column's terms (ints for integer columns, Decimals at the column's scale, floats rounded to
 the column's width, no NaN literal in a comparison).
 
@@ -35,9 +35,9 @@ from lakefeed.expr import (
     Not,
     Or,
     negation_normal_form,
-    normalize_literals,
     validate,
 )
+from lakefeed.expr_literals import normalize_literals
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -23,9 +23,9 @@ from lakefeed.expr import (
     Or,
     columns_of,
     negation_normal_form,
-    normalize_literals,
     to_pyarrow,
 )
+from lakefeed.expr_literals import normalize_literals
 
 if TYPE_CHECKING:
     import pyarrow as pa
