@@ -12,7 +12,8 @@ import pytest
 
 import lakefeed as lf
 from lakefeed.errors import FilterTypeError
-from lakefeed.expr import normalize_literals, to_pyarrow
+from lakefeed.expr import to_pyarrow
+from lakefeed.expr_literals import normalize_literals
 from lakefeed.tables.iceberg_filter import to_iceberg_filter
 
 NAN = float("nan")

@@ -313,7 +313,7 @@ class DeltaTable(Table):
         validate(filter, self.schema, table=f"Delta table {self.name}")
         import pyarrow as pa
 
-        floats = {f.name for f in self.schema if pa.types.is_floating(f.type)}
+        floats = {f.name: f.type.bit_width for f in self.schema if pa.types.is_floating(f.type)}
         return to_sql(normalize_literals(filter, self.schema), leaf=lambda e: _ieee_leaf(e, floats))
 
     def _write_schema(self) -> pa.Schema:
@@ -407,13 +407,14 @@ def create_delta_table(
     return DeltaTable(location)
 
 
-def _ieee_leaf(e: Expr, floats: set[str]) -> str | None:
+def _ieee_leaf(e: Expr, floats: dict[str, int]) -> str | None:
     """A float column's comparison in SQL that Delta's engine evaluates as lakefeed's exact filter does.
 
     DataFusion compares floats by IEEE 754's total order (NaN above +inf, -0.0 below 0.0);
     lakefeed's filters compare as IEEE 754 operators do (NaN compares false, -0.0 equals 0.0),
     so deletes and overwrites remove exactly the rows a read with the same filter returns.
-    Nulls stay null. None for anything else (the default translation).
+    Literals are compared at the column's width. Nulls stay null. None for anything else (the
+    default translation). ``floats`` maps the float columns to their bit widths.
     """
     if isinstance(e, Between) and e.column in floats:
         low, high = (
@@ -422,23 +423,44 @@ def _ieee_leaf(e: Expr, floats: set[str]) -> str | None:
         )
         return f"({low} AND {high})"
     if isinstance(e, IsIn) and e.column in floats and e.values:
-        wanted = [v for v in e.values if not (isinstance(v, float) and math.isnan(v))]  # NaN equals nothing
-        if not wanted:
-            return None
-        return "(" + " OR ".join(str(_ieee_leaf(Compare(e.column, "==", v), floats)) for v in wanted) + ")"
+        # membership as Arrow's is_in: a NaN in the list matches NaN, and -0.0 matches 0.0
+        nan = any(_is_nan(v) for v in e.values)
+        tests = [str(_ieee_leaf(Compare(e.column, "==", v), floats)) for v in e.values if not _is_nan(v)]
+        if nan:
+            tests.append(f"isnan({_sql_ident(e.column)})")
+        return "(" + " OR ".join(tests) + ")"
     if not isinstance(e, Compare) or e.column not in floats or not isinstance(e.value, int | float):
         return None
     c, v = _sql_ident(e.column), float(e.value)
-    if v == 0.0:  # both zeros: in the total order -0.0 < 0.0
-        zero = {
-            "==": f"({c} = 0.0 OR {c} = -0.0)",
-            "!=": f"({c} <> 0.0 AND {c} <> -0.0)",
-            "<": f"({c} < -0.0)",
-            "<=": f"({c} <= 0.0)",
-            ">": f"({c} > 0.0 AND NOT isnan({c}))",
-            ">=": f"({c} >= -0.0 AND NOT isnan({c}))",
-        }
-        return zero[e.op]
+    if floats[e.column] == 32:  # compared at the column's width, as the exact filter does
+        import numpy as np
+
+        v = float(np.float32(v))
+    kind = "FLOAT" if floats[e.column] == 32 else "DOUBLE"  # the column's own type: no mixed comparison
+
+    def lit(x: float) -> str:
+        return f"CAST({_sql_literal(x)} AS {kind})"
+
     op = {"==": "=", "!=": "<>"}.get(e.op, e.op)
-    plain = f"({c} {op} {_sql_literal(v)})"
-    return f"({plain} AND NOT isnan({c}))" if e.op in (">", ">=") else plain  # NaN is above every number there
+    if v == 0.0:  # both zeros: in the total order -0.0 < 0.0
+        pos, neg = lit(0.0), lit(-0.0)
+        base = {
+            "==": f"{c} = {pos} OR {c} = {neg}",
+            "!=": f"{c} <> {pos} AND {c} <> {neg}",
+            "<": f"{c} < {neg}",
+            "<=": f"{c} <= {pos}",
+            ">": f"{c} > {pos}",
+            ">=": f"{c} >= {neg}",
+        }[e.op]
+    else:
+        base = f"{c} {op} {lit(v)}"
+    # Whether NaN passes, said outright: in the total order NaN is above every number, and the
+    # engine skips files by min/max statistics, which leave NaN out (a file of 1.0s and a NaN
+    # would be skipped for NOT (x < 2.0)); a test of isnan() cannot be decided from them.
+    if e.op == "!=":
+        return f"(({base}) OR isnan({c}))"
+    return f"(({base}) AND NOT isnan({c}))"
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
