@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -83,6 +84,30 @@ def table_of_files(
     for part in parts[1:]:
         table.append(part)
     return table
+
+
+UNEVEN_SIZES = [3_000, 517, 8_200, 1_333, 4_950]
+"""Rows of each file of :func:`uneven_table`."""
+
+
+def uneven_table(folder: Path) -> lf.Table:
+    """An Iceberg table sorted by ``id`` in files of uneven sizes: ``id``, ``x``, ``z``, ``flag``, ``y``, ``name``."""
+    parts = []
+    for start, size in zip(np.cumsum([0, *UNEVEN_SIZES[:-1]]), UNEVEN_SIZES, strict=True):
+        ids = np.arange(start, start + size)
+        parts.append(
+            pa.table(
+                {
+                    "id": pa.array(ids, pa.int64()),
+                    "x": pa.array(ids * 0.5, pa.float64()),
+                    "z": pa.array(ids % 7, pa.int32()),
+                    "flag": pa.array(ids % 2 == 0),
+                    "y": pa.array(ids % 3, pa.int64()),
+                    "name": pa.array([f"n{i}" for i in ids]),
+                }
+            )
+        )
+    return table_of_files(lf.Warehouse(folder), "l.sorted", parts, row_group_rows=1000)
 
 
 def build_table(kind: str, root: Path, data: pa.Table = DATA) -> lf.Table:

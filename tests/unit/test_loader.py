@@ -10,31 +10,14 @@ import pytest
 
 import lakefeed as lf
 from lakefeed.errors import ColumnNotFoundError, ConfigError, ResumeStateError, SchemaError
-from tests.conftest import table_of_files
+from tests.conftest import UNEVEN_SIZES, table_of_files, uneven_table
 
-SIZES = [3_000, 517, 8_200, 1_333, 4_950]  # uneven files
-N = sum(SIZES)
+N = sum(UNEVEN_SIZES)
 
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
-    parts = []
-    for start, size in zip(np.cumsum([0, *SIZES[:-1]]), SIZES, strict=True):
-        ids = np.arange(start, start + size)
-        parts.append(
-            pa.table(
-                {
-                    "id": pa.array(ids, pa.int64()),
-                    "x": pa.array(ids * 0.5, pa.float64()),
-                    "z": pa.array(ids % 7, pa.int32()),
-                    "flag": pa.array(ids % 2 == 0),
-                    "y": pa.array(ids % 3, pa.int64()),
-                    "name": pa.array([f"n{i}" for i in ids]),
-                }
-            )
-        )
-    # one data file per part: uneven files
-    return table_of_files(lf.Warehouse(tmp_path_factory.mktemp("loader")), "l.sorted", parts, row_group_rows=1000)
+    return uneven_table(tmp_path_factory.mktemp("loader"))
 
 
 def _loader(table: lf.Table, **kwargs: object) -> lf.Loader:

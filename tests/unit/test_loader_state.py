@@ -12,19 +12,14 @@ import pytest
 
 import lakefeed as lf
 from lakefeed.errors import ConfigError, ResumeStateError
-from tests.conftest import table_of_files
+from tests.conftest import UNEVEN_SIZES, uneven_table
 
-SIZES = [3_000, 517, 8_200, 1_333, 4_950]
-N = sum(SIZES)
+N = sum(UNEVEN_SIZES)
 
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
-    parts = []
-    for start, size in zip(np.cumsum([0, *SIZES[:-1]]), SIZES, strict=True):
-        ids = np.arange(start, start + size)
-        parts.append(pa.table({"id": ids, "x": ids * 0.5, "y": ids % 3, "w": (ids % 5).astype(np.float64)}))
-    return table_of_files(lf.Warehouse(tmp_path_factory.mktemp("state")), "s.t", parts, row_group_rows=1000)
+    return uneven_table(tmp_path_factory.mktemp("state"))
 
 
 def _loader(table: lf.Table, **kwargs: object) -> lf.Loader:
