@@ -97,6 +97,7 @@ def normalize_literals(expr: Expr, schema: pa.Schema) -> Expr:
 
     Example:
         >>> import pyarrow as pa
+        >>> from lakefeed.expr import col
         >>> s = pa.schema([("i", pa.int32())])
         >>> print(normalize_literals((col("i") <= 6.5) | (col("i") > 2.0**40) | col("i").isin([1, 1.5]), s))
         (((i <= 6) | (i IN ())) | (i IN (1)))
