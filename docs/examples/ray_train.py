@@ -48,7 +48,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     loader = lakefeed.ray.train_loader(
-        config["table"], batch_size=config["batch_size"], features=FEATURES, label="y", columns=["id"], seed=7
+        config["table"],
+        snapshot=config["snapshot"],  # resolved once by the driver: every rank reads the same rows
+        batch_size=config["batch_size"],
+        features=FEATURES,
+        label="y",
+        columns=["id"],
+        seed=7,
     )
     model = torch.nn.Linear(len(FEATURES), 1)
     checkpoint = ray.train.get_checkpoint()
@@ -99,7 +105,13 @@ def fit(table: str, *, workers: int = 2, epochs: int = 2, batch_size: int = 32, 
 
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"table": table, "epochs": epochs, "batch_size": batch_size, **config},
+        train_loop_config={
+            "table": table,
+            "snapshot": lf.open_table(table).snapshot_id,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            **config,
+        },
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False),
         run_config=RunConfig(
             storage_path=storage, name="lakefeed-ray-train", failure_config=FailureConfig(max_failures=1)

@@ -526,10 +526,19 @@ def fg_insert(
     online: OnlineOption = None,
 ) -> None:
     """Insert a Parquet or CSV file into a feature group (offline history and online store)."""
+    import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    data = pcsv.read_csv(path) if path.suffix.lower() == ".csv" else pq.read_table(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        msg = f"cannot insert {str(path)!r}: give a .parquet or .csv file"
+        raise ConfigError(msg)
+    try:
+        data = pcsv.read_csv(path) if suffix == ".csv" else pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        msg = f"cannot read {str(path)!r}: {exc}"
+        raise ConfigError(msg) from exc
     with _feature_store(home, catalog_uri, warehouse, online) as store:
         result = store.feature_group(name).insert(data)
         console.print(

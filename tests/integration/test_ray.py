@@ -562,3 +562,36 @@ def test_import_lakefeed_ray_does_not_import_ray() -> None:
 def test_unknown_name_in_lakefeed_ray() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = lf.ray.nope
+
+
+def test_write_is_all_or_nothing_even_when_ray_tolerates_failed_blocks(ray_local: Any, warehouse: lf.Warehouse) -> None:
+    import ray
+
+    table = warehouse.create_table("w.tolerant", WRITE_SCHEMA)
+    context = ray.data.DataContext.get_current()
+    before = context.max_errored_blocks
+    context.max_errored_blocks = 1  # fine for a read that may skip a bad file; never for a commit
+
+    def fail_one_block(batch: Any) -> Any:
+        if batch["id"][0] == 20:
+            msg = "injected failure in one block"
+            raise ValueError(msg)
+        return _rows(batch)
+
+    try:
+        data = ray.data.range(40, override_num_blocks=4).map_batches(fail_one_block)
+        with pytest.raises(Exception, match="injected failure in one block"):
+            lf.ray.write(data, table)
+        assert context.max_errored_blocks == 1  # the caller's setting is given back
+    finally:
+        context.max_errored_blocks = before
+    assert table.refresh().snapshot_id is None
+
+
+def test_an_empty_dataset_of_the_wrong_schema_is_refused(ray_local: Any, warehouse: lf.Warehouse) -> None:
+    import ray
+
+    table = warehouse.create_table("w.empty", WRITE_SCHEMA)
+    with pytest.raises(Exception, match=r"unknown column\(s\) \['nope'\]"):
+        lf.ray.write(ray.data.from_arrow(pa.table({"nope": pa.array([], pa.string())})), table)
+    assert table.refresh().snapshot_id is None

@@ -120,3 +120,44 @@ def test_loader_state_from_another_world_size_is_refused(tmp_path: Path) -> None
     other_world = lf.Loader(t, batch_size=1, features=["x"], rank=0, world_size=4)
     with pytest.raises(ResumeStateError):
         lakefeed.ray.load_loader_state(other_world, tmp_path / "ckpt")
+
+
+def test_train_loader_reads_the_snapshot_it_is_given_and_resumes_on_the_saved_one(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import ray.train
+
+    from lakefeed.integrations import ray_train
+
+    table = lf.Warehouse(tmp_path / "home").create_table("t.s", pa.table({"x": np.arange(40, dtype=np.float64)}))
+    uri = f"iceberg://{tmp_path / 'home'}/t.s"
+    pinned = table.snapshot_id
+    table.append(pa.table({"x": np.arange(40, 60, dtype=np.float64)}))  # committed after the driver resolved it
+
+    class Context:
+        def get_world_rank(self) -> int:
+            return 1
+
+        def get_world_size(self) -> int:
+            return 2
+
+    checkpoint: list[Any] = [None]
+    monkeypatch.setattr(ray.train, "get_context", lambda: Context())
+    monkeypatch.setattr(ray.train, "get_checkpoint", lambda: checkpoint[0])
+    loader = ray_train.train_loader(uri, snapshot=pinned, batch_size=4, features=["x"], filter=lf.col("x") >= 0)
+    assert loader.scan.snapshot_id == pinned
+    assert loader.rows_per_epoch() == 20  # half of the 40 rows the driver saw, not of 60
+    it = iter(loader)
+    head = [next(it)["features"][:, 0].tolist() for _ in range(2)]
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    ray_train.save_loader_state(loader, folder)
+    rest = [b["features"][:, 0].tolist() for b in it]
+    table.append(pa.table({"x": np.arange(60, 80, dtype=np.float64)}))  # more commits before the restart
+    checkpoint[0] = ray.train.Checkpoint.from_directory(str(folder))
+    resumed = ray_train.train_loader(uri, batch_size=4, features=["x"], filter=lf.col("x") >= 0)
+    assert resumed.scan.snapshot_id == pinned  # the checkpoint's snapshot, not the latest
+    assert [b["features"][:, 0].tolist() for b in resumed] == rest
+    assert len(head) == 2

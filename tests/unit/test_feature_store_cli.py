@@ -101,3 +101,31 @@ def test_feature_store_commands(home: Path, tmp_path: Path) -> None:
     skew = runner.invoke(app, ["check-skew", "v", "--sample", "500", "--home", str(home)], catch_exceptions=False)
     assert skew.exit_code == 1
     assert "online 6, offline 5" in skew.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("missing.parquet", None, "cannot read"),
+        ("rows.parquet", b"not parquet at all", "cannot read"),
+        ("rows.txt", b"a,b\n1,2\n", "give a .parquet or .csv file"),
+    ],
+)
+def test_fg_insert_of_a_bad_file_is_a_clear_error(
+    home: Path, tmp_path: Path, name: str, content: bytes | None, match: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["fg", "insert", "users", str(path), "--home", str(home)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert match in str(result.exception)
+
+
+def test_a_home_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "rows.parquet"
+    a_file.write_bytes(b"x")
+    result = runner.invoke(app, ["fg", "list", "--home", str(a_file)])
+    assert isinstance(result.exception, ConfigError)
+    assert "is a file; give a folder" in str(result.exception)

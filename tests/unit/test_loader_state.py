@@ -195,3 +195,15 @@ def test_many_threads_decode_within_the_memory_budget(table: lf.Table) -> None:
     assert 1 <= loader.decoders < 64
     assert held <= budget or loader.decoders == 2  # two decode at once, however small the budget
     assert sorted(_ids(loader)) == list(range(N))
+
+
+def test_a_state_is_json_whatever_form_the_dtypes_take(table: lf.Table) -> None:
+    import json
+
+    loader = _loader(table, dtype=np.float32, dtypes={"label": np.dtype("int32")})
+    again = _loader(table, dtype="float32", dtypes={"label": "int32"})
+    it = iter(loader)
+    next(it)
+    state = json.loads(json.dumps(loader.state_dict()))  # what a checkpoint file holds
+    again.load_state_dict(state)  # the same configuration, however it was spelled
+    assert _ids(again) == _ids(it)

@@ -573,6 +573,21 @@ def write(
     base = getattr(known, "base_schema", None)
     if isinstance(base, pa.Schema):
         sink.validate_schema(base)  # before any task runs
-    dataset.write_datasink(sink, concurrency=concurrency)
+    # All blocks or none: Ray skips up to max_errored_blocks failed tasks and still completes the
+    # write, which would commit the other blocks; no block may fail here, whatever the context says.
+    contexts = {id(c): c for c in (getattr(dataset, "context", None), ray.data.DataContext.get_current()) if c}
+    tolerated = {key: c.max_errored_blocks for key, c in contexts.items()}
+    try:
+        for c in contexts.values():
+            c.max_errored_blocks = 0
+        dataset.write_datasink(sink, concurrency=concurrency)
+    finally:
+        for key, c in contexts.items():
+            c.max_errored_blocks = tolerated[key]
+    if sink.snapshot_id is None and not isinstance(base, pa.Schema):
+        # no rows, so no task checked a block: the schema must still fit
+        fetched = getattr(dataset.schema(), "base_schema", None)
+        if isinstance(fetched, pa.Schema):
+            sink.validate_schema(fetched)
     target.refresh()
     return sink.snapshot_id

@@ -37,13 +37,21 @@ def _train() -> Any:
     return import_optional("ray.train", extra="ray", purpose="lakefeed's Ray Train helpers")
 
 
-def train_loader(source: Table | Scan | str, *, resume: bool = True, **kwargs: Any) -> Loader:
+def train_loader(
+    source: Table | Scan | str, *, resume: bool = True, snapshot: int | None = None, **kwargs: Any
+) -> Loader:
     """This Ray Train worker's :class:`lakefeed.Loader`: its shard of ``source``, resumed from the run's checkpoint.
 
     Args:
         source: A table, a scan or a table URI, as for :class:`lakefeed.Loader`.
         resume: Restore the loader's position from ``ray.train.get_checkpoint()`` when there is
-            one (saved by :func:`save_loader_state`).
+            one (saved by :func:`save_loader_state`); the loader then reads the snapshot the
+            state was taken on, whatever was committed since.
+        snapshot: The snapshot every rank reads. Resolve it once in the driver (e.g.
+            ``lakefeed.open_table(uri).snapshot_id``) and pass it in the loop's config: a worker
+            that resolves "the latest" on its own may see a commit its peers did not, and ranks
+            with different rows yield different numbers of batches (DDP hangs). None: the
+            latest, as each worker opens the table.
         **kwargs: Everything else :class:`lakefeed.Loader` takes (``batch_size``, ``features``,
             ``label``, ``seed``, ...); ``rank`` and ``world_size`` come from the Ray Train context.
 
@@ -78,13 +86,28 @@ def train_loader(source: Table | Scan | str, *, resume: bool = True, **kwargs: A
     except Exception as exc:  # outside a training worker Ray raises assorted errors
         msg = f"train_loader runs inside a Ray Train worker (train_loop_per_worker); here: {exc}"
         raise ConfigError(msg) from exc
+    state: dict[str, Any] | None = None
+    checkpoint = train.get_checkpoint() if resume else None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = _read_state(folder, rank)
+        saved = state.get("config", {}).get("snapshot_id")
+        if saved is not None:
+            snapshot = int(saved)  # the rows the run was reading, not what was committed since
+    if snapshot is not None:
+        source = _pinned(source, snapshot, kwargs.pop("filter", None))
     loader = Loader(source, rank=rank, world_size=world, **kwargs)
-    if resume:
-        checkpoint = train.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                load_loader_state(loader, folder)
+    if state is not None:
+        loader.load_state_dict(state)
     return loader
+
+
+def _pinned(source: Table | Scan | str, snapshot: int, filter: Any) -> Scan:
+    """``source`` read at ``snapshot`` (with ``filter``): a scan the loader takes as it is."""
+    from lakefeed.loader.support import resolve_scan
+
+    base = resolve_scan(source, [], filter)
+    return base.table.scan(snapshot=snapshot, filter=base.filter)
 
 
 def save_loader_state(loader: Loader, directory: str | os.PathLike[str]) -> Path:
@@ -115,12 +138,17 @@ def load_loader_state(loader: Loader, directory: str | os.PathLike[str]) -> None
         ResumeStateError: The directory holds no state for this rank (e.g. the world size
             changed), or the state belongs to another table or configuration.
     """
-    path = Path(directory) / STATE_FILE.format(rank=loader.rank)
+    loader.load_state_dict(_read_state(directory, loader.rank))
+
+
+def _read_state(directory: str | os.PathLike[str], rank: int) -> dict[str, Any]:
+    path = Path(directory) / STATE_FILE.format(rank=rank)
     if not path.exists():
         found = sorted(p.name for p in Path(directory).glob("lakefeed-loader-rank*.json"))
         msg = (
-            f"checkpoint {str(directory)!r} holds no loader state for rank {loader.rank} (it has {found}); "
+            f"checkpoint {str(directory)!r} holds no loader state for rank {rank} (it has {found}); "
             "resume with the world size the checkpoint was taken with"
         )
         raise ResumeStateError(msg)
-    loader.load_state_dict(json.loads(path.read_text()))
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state

@@ -25,6 +25,7 @@ from lakefeed.loader.support import (
     OrdersAhead,
     decoder_count,
     detect_rank_world,
+    dtype_name,
     fingerprint,
     lane_count,
     resolve_scan,
@@ -195,12 +196,12 @@ class Loader:
         if not feature_names and label is None and not columns:
             msg = "the loader needs something to yield: features=[...], label=... or columns=[...]"
             raise ConfigError(msg)
-        casts = tuple(sorted((dtypes or {}).items()))
+        casts = tuple(sorted((k, dtype_name(v)) for k, v in (dtypes or {}).items()))  # names: a state is JSON
         self._spec = BatchSpec(
             tuple(feature_names),
             label,
             tuple(columns or []),
-            dtype=dtype,
+            dtype=dtype_name(dtype),
             fill_null=fill_null,
             casts=casts,
             arrow_transform=pipeline.transform_batch if pipeline is not None else None,

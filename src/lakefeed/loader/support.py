@@ -26,6 +26,7 @@ __all__ = [
     "OrdersAhead",
     "decoder_count",
     "detect_rank_world",
+    "dtype_name",
     "digest",
     "fingerprint",
     "lane_count",
@@ -291,3 +292,14 @@ def fingerprint(loader: Loader) -> dict[str, Any]:
         "sampling": repr(loader.sampling) if loader.sampling is not None else None,
         "transform": digest(loader.pipeline.to_json()) if loader.pipeline is not None else None,
     }
+
+
+def dtype_name(dtype: Any) -> Any:
+    """A numpy dtype given as a type or dtype object, as its name (``np.float32`` -> ``"float32"``).
+
+    What is not a dtype is returned as it is, for the batch spec's check to name it.
+    """
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return dtype

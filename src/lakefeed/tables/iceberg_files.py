@@ -172,6 +172,10 @@ class IcebergFileAppend:
         try:
             for table in data:
                 if table.num_rows == 0:
+                    # nothing to write, but a column the table lacks is still an error (the types of
+                    # columns with no values say nothing: they are often inferred)
+                    if any(n not in self.schema.names for n in table.column_names):
+                        conform(table, self.schema, table=self.table_name, what=self.what)  # raises, naming them
                     continue
                 checked = conform(table, self.schema, table=self.table_name, what=self.what)
                 written.extend(self._write_data_files(checked, counter))

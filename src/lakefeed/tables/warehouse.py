@@ -71,6 +71,9 @@ class Warehouse:
             self.config = SqlCatalogConfig(uri=catalog_uri, warehouse=to_uri(warehouse))
         else:
             self.home = resolve_home(home)
+            if self.home.exists() and not self.home.is_dir():
+                msg = f"the lakefeed home {str(self.home)!r} is a file; give a folder (it is created if missing)"
+                raise ConfigError(msg)
             self.home.mkdir(parents=True, exist_ok=True)
             wh_dir = Path(warehouse) if warehouse is not None else self.home / "warehouse"
             self.config = SqlCatalogConfig(uri=f"sqlite:///{self.home / 'catalog.db'}", warehouse=to_uri(wh_dir))
