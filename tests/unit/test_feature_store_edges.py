@@ -56,6 +56,7 @@ def test_a_group_with_nothing_online_yet_serves_nulls(tmp_path: Path) -> None:
     assert check_skew(view, sample=5, now=T0 + timedelta(days=1)).consistent
 
 
+@pytest.mark.redis
 def test_has_group_does_not_hide_an_unreachable_store(tmp_path: Path) -> None:
     fs = lf.FeatureStore(tmp_path / "home", online="redis://127.0.0.1:6399/0")  # nothing listens there
     with pytest.raises(OnlineStoreUnavailableError):
