@@ -131,10 +131,11 @@ def test_train_loader_reads_the_snapshot_it_is_given_and_resumes_on_the_saved_on
 
     from lakefeed.integrations import ray_train
 
-    table = lf.Warehouse(tmp_path / "home").create_table("t.s", pa.table({"x": np.arange(40, dtype=np.float64)}))
+    first = pa.table({"x": np.arange(40, dtype=np.float64), "note": ["n"] * 40})
+    table = lf.Warehouse(tmp_path / "home").create_table("t.s", first)
     uri = f"iceberg://{tmp_path / 'home'}/t.s"
     pinned = table.snapshot_id
-    table.append(pa.table({"x": np.arange(40, 60, dtype=np.float64)}))  # committed after the driver resolved it
+    table.append(pa.table({"x": np.arange(40, 60, dtype=np.float64), "note": ["n"] * 20}))  # after the driver
 
     class Context:
         def get_world_rank(self) -> int:
@@ -148,6 +149,7 @@ def test_train_loader_reads_the_snapshot_it_is_given_and_resumes_on_the_saved_on
     monkeypatch.setattr(ray.train, "get_checkpoint", lambda: checkpoint[0])
     loader = ray_train.train_loader(uri, snapshot=pinned, batch_size=4, features=["x"], filter=lf.col("x") >= 0)
     assert loader.scan.snapshot_id == pinned
+    assert loader.scan.columns == ["x"]  # pinned, and still reading only what the batches need
     assert loader.rows_per_epoch() == 20  # half of the 40 rows the driver saw, not of 60
     it = iter(loader)
     head = [next(it)["features"][:, 0].tolist() for _ in range(2)]
@@ -155,9 +157,11 @@ def test_train_loader_reads_the_snapshot_it_is_given_and_resumes_on_the_saved_on
     folder.mkdir()
     ray_train.save_loader_state(loader, folder)
     rest = [b["features"][:, 0].tolist() for b in it]
-    table.append(pa.table({"x": np.arange(60, 80, dtype=np.float64)}))  # more commits before the restart
+    table.append(pa.table({"x": np.arange(60, 80, dtype=np.float64), "note": ["n"] * 20}))  # before the restart
     checkpoint[0] = ray.train.Checkpoint.from_directory(str(folder))
     resumed = ray_train.train_loader(uri, batch_size=4, features=["x"], filter=lf.col("x") >= 0)
     assert resumed.scan.snapshot_id == pinned  # the checkpoint's snapshot, not the latest
+    with pytest.raises(ResumeStateError, match=f"read snapshot {pinned}, but snapshot="):
+        ray_train.train_loader(uri, snapshot=table.refresh().snapshot_id, batch_size=4, features=["x"])
     assert [b["features"][:, 0].tolist() for b in resumed] == rest
     assert len(head) == 2

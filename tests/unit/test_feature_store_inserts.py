@@ -358,3 +358,20 @@ def _registry_upgrade_contract(uri: str, group: str = "g") -> None:
     finally:
         registry.delete_group(group)
         registry.close()
+
+
+def test_a_registry_failing_after_the_insert_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakefeed.errors import CatalogError, LakefeedWarning
+
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.create_feature_group("g", keys=["user_id"], event_time="ts", schema=USERS)
+
+    def down(*args: object, **kwargs: object) -> bool:
+        msg = "the registry is down"
+        raise CatalogError(msg)
+
+    monkeypatch.setattr(fs.registry, "finish_write", down)
+    with pytest.warns(LakefeedWarning, match="is written, but its in-flight record could not be removed"):
+        result = group.insert(_row(1, 5))
+    assert result.rows == 1
+    assert group.read().num_rows == 1  # written, not to be retried

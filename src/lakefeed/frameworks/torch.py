@@ -206,7 +206,7 @@ class TorchDataset:
     def __reduce__(self) -> Any:
         msg = (
             "a lakefeed torch_dataset cannot be pickled (its loader holds open tables and threads): DataLoader "
-            "workers must be forked, not spawned; pass multiprocessing_context='fork' (Linux's default), or "
+            "workers must be forked, not spawned: pass multiprocessing_context='fork' to the DataLoader, or "
             "iterate without workers (num_workers=0, or loader.torch())"
         )
         raise UnsupportedOperationError(msg)

@@ -92,22 +92,15 @@ def train_loader(
         with checkpoint.as_directory() as folder:
             state = _read_state(folder, rank)
         saved = state.get("config", {}).get("snapshot_id")
+        if saved is not None and snapshot is not None and int(saved) != snapshot:
+            msg = f"the checkpoint's loader read snapshot {saved}, but snapshot={snapshot} was given; resume on {saved}"
+            raise ResumeStateError(msg)
         if saved is not None:
             snapshot = int(saved)  # the rows the run was reading, not what was committed since
-    if snapshot is not None:
-        source = _pinned(source, snapshot, kwargs.pop("filter", None))
-    loader = Loader(source, rank=rank, world_size=world, **kwargs)
+    loader = Loader(source, rank=rank, world_size=world, snapshot=snapshot, **kwargs)
     if state is not None:
         loader.load_state_dict(state)
     return loader
-
-
-def _pinned(source: Table | Scan | str, snapshot: int, filter: Any) -> Scan:
-    """``source`` read at ``snapshot`` (with ``filter``): a scan the loader takes as it is."""
-    from lakefeed.loader.support import resolve_scan
-
-    base = resolve_scan(source, [], filter)
-    return base.table.scan(snapshot=snapshot, filter=base.filter)
 
 
 def save_loader_state(loader: Loader, directory: str | os.PathLike[str]) -> Path:

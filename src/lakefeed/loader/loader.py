@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
-from lakefeed.errors import ConfigError, NotFittedError, ResumeStateError, UnsupportedOperationError
+from lakefeed.errors import ConfigError, NotFittedError, UnsupportedOperationError
 from lakefeed.expr import Expr
 from lakefeed.loader.convert import Batch, BatchSpec, Columns, batch_of, concat, take
 from lakefeed.loader.handoff import BatchThread, RowIndex, split_batches
@@ -23,6 +23,7 @@ from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_
 from lakefeed.loader.support import (
     LoaderStats,
     OrdersAhead,
+    check_state,
     decoder_count,
     detect_rank_world,
     dtype_name,
@@ -94,6 +95,7 @@ class Loader:
         dtypes: Casts of the label and pass-through columns, e.g. ``{"label": "float32"}``.
         target_bytes: Decoded size of one read task (default 8 MiB).
         memory_budget: Bytes the loader may hold decoded at once; decides the number of lanes.
+        snapshot: The table snapshot to read (default: the current one).
 
     Raises:
         ColumnNotFoundError: A named column does not exist.
@@ -135,6 +137,7 @@ class Loader:
         dtypes: dict[str, str] | None = None,
         target_bytes: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        snapshot: int | None = None,
     ) -> None:
         batch_size = whole(batch_size, "batch_size", minimum=1)
         seed = whole(seed, "seed", minimum=0)
@@ -211,7 +214,7 @@ class Loader:
         if pipeline is not None:
             made = set(pipeline.output_columns)
             read = list(dict.fromkeys([*pipeline.input_columns, *(c for c in read if c not in made)]))
-        self.scan = resolve_scan(source, read, filter)
+        self.scan = resolve_scan(source, read, filter, snapshot)
         self.output_schema: pa.Schema = (
             pipeline.output_schema(self.scan.schema) if pipeline is not None else self.scan.schema
         )
@@ -248,7 +251,7 @@ class Loader:
         """Tasks each shuffled block mixes rows from (a function of the table and the settings, not of the machine)."""
         self.decoders = self._decoders()
         """Tasks decoded at once (at most ``num_threads``; fewer where the memory budget holds fewer)."""
-        if self.lanes * 2 < self.num_threads:
+        if min(self.lanes * 2, self.decoders) < self.num_threads:
             # fewer tasks decode at once than there are threads (large tasks, a small budget):
             # each task's columns decode in parallel in Arrow's pool instead
             self._tasks = [ScanTask(t.parts, dataclasses.replace(t.plan, use_threads=True)) for t in self._tasks]
@@ -451,21 +454,7 @@ class Loader:
         Raises:
             ResumeStateError: The state belongs to another table, snapshot or configuration.
         """
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "config" not in state:
-            msg = f"not a lakefeed loader state (version {STATE_VERSION}): {str(state)[:120]}"
-            raise ResumeStateError(msg)
-        workers = state.get("num_workers", 0)
-        if workers not in (0, 1):  # its batch count indexes the interleaved stream of the workers' shards
-            msg = (
-                f"cannot resume a Loader from a state of lf.torch_dataset(..., num_workers={workers!r}); resume "
-                "that dataset (dataset.load_state_dict(state), or its DataLoader's) instead"
-            )
-            raise ResumeStateError(msg)
-        mine, theirs = self._fingerprint(), state["config"]
-        diffs = [f"{k}: saved {theirs.get(k)!r}, here {mine[k]!r}" for k in mine if theirs.get(k) != mine[k]]
-        if diffs:
-            msg = "cannot resume this loader from that state; it differs in " + "; ".join(diffs)
-            raise ResumeStateError(msg)
+        check_state(state, STATE_VERSION, self._fingerprint())
         self.load_position(int(state["epoch"]), int(state["batch"]))
 
     def stats(self) -> dict[str, float | int | None]:

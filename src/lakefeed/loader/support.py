@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LoaderStats",
     "OrdersAhead",
+    "check_state",
     "decoder_count",
     "detect_rank_world",
     "dtype_name",
@@ -90,13 +91,15 @@ def detect_rank_world(rank: int | None, world_size: int | None) -> tuple[int, in
     return r, w
 
 
-def resolve_scan(source: Table | Scan | str, columns: list[str], filter: Expr | None) -> Scan:
+def resolve_scan(
+    source: Table | Scan | str, columns: list[str], filter: Expr | None, snapshot: int | None = None
+) -> Scan:
     """The scan a loader reads: ``source`` (a Table, Scan, URI or "ns.table") projected and filtered, names checked."""
     from lakefeed.tables import Warehouse, open_table
 
     if isinstance(source, Scan):
-        if filter is not None:
-            msg = "pass filter= when the loader builds the scan, not with a Scan (it has its own filter)"
+        if filter is not None or (snapshot is not None and snapshot != source.snapshot_id):
+            msg = "pass filter= and snapshot= when the loader builds the scan, not with a Scan (it has its own)"
             raise ConfigError(msg)
         missing = [c for c in columns if c not in source.columns]
         if missing:
@@ -110,7 +113,9 @@ def resolve_scan(source: Table | Scan | str, columns: list[str], filter: Expr | 
     if not isinstance(source, Table):
         msg = f"Loader source must be a Table, Scan, URI or 'namespace.table', got {type(source).__name__}"
         raise ConfigError(msg)
-    schema = source.schema
+    if snapshot is not None and snapshot != source.snapshot_id:  # an older snapshot, in its own schema
+        return source.scan(columns=columns, filter=filter, snapshot=snapshot)
+    schema = source.schema  # the current snapshot: current names (a rename makes no snapshot)
     from lakefeed.errors import ColumnNotFoundError
 
     unknown = [c for c in columns if c not in schema.names]
@@ -303,3 +308,32 @@ def dtype_name(dtype: Any) -> Any:
         return np.dtype(dtype).name
     except TypeError:
         return dtype
+
+
+def check_state(state: Any, version: int, mine: dict[str, Any]) -> None:
+    """Refuse a loader state that is not one, that belongs to DataLoader workers, or whose configuration differs.
+
+    Raises:
+        ResumeStateError: Saying what differs.
+    """
+    from lakefeed.errors import ResumeStateError
+
+    if not isinstance(state, dict) or state.get("version") != version or "config" not in state:
+        msg = f"not a lakefeed loader state (version {version}): {str(state)[:120]}"
+        raise ResumeStateError(msg)
+    workers = state.get("num_workers", 0)
+    if workers not in (0, 1):  # its batch count indexes the interleaved stream of the workers' shards
+        msg = (
+            f"cannot resume a Loader from a state of lf.torch_dataset(..., num_workers={workers!r}); resume "
+            "that dataset (dataset.load_state_dict(state), or its DataLoader's) instead"
+        )
+        raise ResumeStateError(msg)
+    theirs = state["config"]
+    diffs = [
+        f"{k}: saved {theirs[k]!r}, here {mine[k]!r}" if k in theirs else f"{k} (saved by an older lakefeed)"
+        for k in mine
+        if theirs.get(k) != mine[k]
+    ]
+    if diffs:
+        msg = "cannot resume this loader from that state; it differs in " + "; ".join(diffs)
+        raise ResumeStateError(msg)

@@ -18,6 +18,7 @@ import pyarrow as pa
 from lakefeed.errors import ConfigError, SchemaError
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, schema_to_b64
 from lakefeed.store.groups import FeatureGroup
+from lakefeed.store.materialize import STALE_AFTER
 from lakefeed.store.registry import Registry
 
 if TYPE_CHECKING:
@@ -351,7 +352,7 @@ class FeatureStore:
         start: Any = None,
         end: Any = None,
         progress: bool | None = None,
-        stale_after: timedelta = timedelta(hours=1),
+        stale_after: timedelta = STALE_AFTER,
     ) -> MaterializeResult:
         """Bring the online store up to date with a group's history (see :mod:`lakefeed.store.materialize`).
 
@@ -472,7 +473,8 @@ def _online_write(store: Any, spec: FeatureGroupSpec, batches: Iterable[pa.Table
                 event_time=spec.event_time,
                 created_time=spec.created_time,
                 write_order=None if spec.read_only else WRITE_COLUMN,  # a registered source has none
-                ttl=spec.ttl,
+                # an integer-time TTL needs an integer now, which lookups may not have: views apply it
+                ttl=None if isinstance(spec.ttl, int) else spec.ttl,
             )
         )
     return int(store.write_batches(name, batches))

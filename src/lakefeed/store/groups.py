@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -12,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakefeed.errors import CommitConflictError, CommitError, SchemaError, UnsupportedOperationError
+from lakefeed.errors import CommitConflictError, CommitError, LakefeedWarning, SchemaError, UnsupportedOperationError
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec
 
 if TYPE_CHECKING:
@@ -161,7 +163,8 @@ class FeatureGroup:
         rows = conform(data, spec)
         registry = self.store.registry
         write = registry.next_write(spec.name)
-        aborted = False
+        keep_record = False  # an insert that could not be undone stays "aborted": never materialized
+        finished = False
         try:
             order = pa.array(np.left_shift(np.int64(write), 32) + np.arange(rows.num_rows, dtype=np.int64))
             stamped = rows.append_column(WRITE_COLUMN, order)
@@ -172,18 +175,24 @@ class FeatureGroup:
                     # one batch: the online side of an insert is atomic, like its offline side
                     online_rows = self.store._write_online(spec, [stamped])
                 except BaseException as exc:
-                    aborted = registry.abort_write(spec.name, write)
-                    if not aborted:
+                    try:
+                        claimed = registry.abort_write(spec.name, write)
+                    except Exception as failure:  # the registry is out of reach: undo the append all the same
+                        exc.add_note(f"marking insert {write} aborted in the registry failed too: {failure}")
+                        claimed = True
+                    if not claimed:
                         raise _taken_over(spec, write, rows, exc) from exc
+                    keep_record = True
                     _retry_commit(table, lambda t: t.delete(_rows_of(write)), what=_undo_call(spec, write), cause=exc)
-                    aborted = False  # rolled back: nothing of the insert is left
+                    keep_record = False  # rolled back: nothing of the insert is left
                     raise
                 if registry.materialized(spec.name) == write - 1:
                     registry.set_materialized(spec.name, write)
             snapshot = table.refresh().snapshot_id
+            finished = True
         finally:
-            if not aborted:  # an insert that could not be rolled back stays "aborted": never materialized
-                registry.finish_write(spec.name, write)
+            if not keep_record:
+                _forget_insert(registry, spec.name, write, finished=finished)
         return InsertResult(rows.num_rows, snapshot, write, online_rows)
 
     def read(self, *, snapshot: int | None = None, with_write_order: bool = False) -> pa.Table:
@@ -259,6 +268,28 @@ def _retry_commit(
             break
     msg = f"{what} (it failed {tries} time(s); last: {type(failure).__name__}: {failure})"
     raise CommitError(msg) from cause
+
+
+def _forget_insert(registry: Any, group: str, write: int, *, finished: bool) -> None:
+    """Remove an insert's in-flight record; a registry that fails here never changes the insert's outcome.
+
+    The record left behind is taken over by a materialization once stale (whatever rows the insert
+    left are then published); so a finished insert warns, and a failed one keeps its own error.
+    """
+    try:
+        registry.finish_write(group, write)
+    except Exception as failure:
+        if finished:
+            warnings.warn(
+                f"insert {write} into feature group {group!r} is written, but its in-flight record could not be "
+                f"removed from the registry ({failure}); a materialization takes it over once stale",
+                LakefeedWarning,
+                stacklevel=3,
+            )
+        else:
+            exc = sys.exc_info()[1]
+            if exc is not None:
+                exc.add_note(f"removing insert {write}'s in-flight record from the registry failed too: {failure}")
 
 
 def _rows_of(write: int) -> Expr:

@@ -187,17 +187,18 @@ class FeatureView:
         self.store.registry.put_dataset(spec)
         return TrainingDataset(self.store, spec, table)
 
-    def get_feature_vector(self, entity: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+    def get_feature_vector(self, entity: Mapping[str, Any], *, now: datetime | int | None = None) -> dict[str, Any]:
         """The latest features for one entity from the online store (None where a group has no row).
 
         Args:
             entity: The key values, e.g. ``{"user_id": 7, "item_id": 3}``.
-            now: The time TTLs are checked against (default: now, UTC).
+            now: The time TTLs are checked against (default: now, UTC). Groups with integer event
+                times have no clock: their TTL applies when ``now`` is an int in their units.
         """
         return self.get_feature_vectors([entity], now=now)[0]
 
     def get_feature_vectors(
-        self, entities: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+        self, entities: Sequence[Mapping[str, Any]], *, now: datetime | int | None = None
     ) -> list[dict[str, Any]]:
         """The latest features for many entities, one online read per group.
 
@@ -209,7 +210,8 @@ class FeatureView:
         if store is None:
             msg = "this FeatureStore has no online store; pass online=... to FeatureStore"
             raise ConfigError(msg)
-        when = now or datetime.now(UTC)
+        when = datetime.now(UTC) if now is None else now
+        step = now if isinstance(now, int) and not isinstance(now, bool) else None
         out: list[dict[str, Any]] = [dict(e) for e in entities]
         for name, spec in self._groups().items():
             refs = [f for f in self.spec.features if f.group == name]
@@ -218,12 +220,15 @@ class FeatureView:
                 msg = f"entities need the key(s) {missing} of feature group {name!r}"
                 raise ColumnNotFoundError(msg)
             absent = dict.fromkeys(ref.name for ref in refs)
-            if not store.has_group(name):  # nothing written online yet: no row for any entity
+            if not spec.online or not store.has_group(name):  # offline only, or nothing online yet
                 for row in out:
                     row.update(absent)
                 continue
             keys = [tuple(e[k] for k in spec.keys) for e in entities]
-            records = store.read(name, keys, now=when, ttl=spec.ttl)
+            if isinstance(spec.ttl, int):  # integer event times: their TTL needs an integer now
+                records = store.read(name, keys, now=step, ttl=spec.ttl) if step is not None else store.read(name, keys)
+            else:
+                records = store.read(name, keys, now=when, ttl=spec.ttl)
             pairs = [(ref.name, ref.feature) for ref in refs]
             # the whole group under its own names, in its order (``group.*``): records as they are
             whole = pairs == [(f, f) for f in store.group(name).features]

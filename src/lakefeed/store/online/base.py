@@ -296,7 +296,12 @@ class OnlineStore(ABC):
             True
         """
         self._check_open()
-        return name in self._groups or self._load_spec(name) is not None
+        if name in self._groups:
+            return True
+        text = self._load_spec(name)
+        if text is not None:
+            self._groups[name] = OnlineGroup.from_json(text)  # the read that follows needs it
+        return text is not None
 
     def groups(self) -> list[str]:
         """The names of the registered groups, sorted."""
