@@ -88,8 +88,13 @@ class ReadPlan:
     @property
     def read_columns(self) -> list[str]:
         """Projection plus the columns only the filter needs, in table order."""
-        wanted = set(self.schema.names) | set(columns_of(self.filter))
+        wanted = set(self.schema.names) | set(self.filter_columns)
         return [n for n in self.table_schema.names if n in wanted]
+
+    @cached_property
+    def filter_columns(self) -> list[str]:
+        """The columns the filter reads (computed once: batches are filtered by it one by one)."""
+        return columns_of(self.filter)
 
     @cached_property
     def dataset_filter(self) -> pc.Expression | None:
@@ -106,7 +111,7 @@ class ReadPlan:
     def finish(self, batch: pa.RecordBatch, *, filtered: bool) -> pa.RecordBatch:
         """Apply the exact filter (unless done already), project and cast to the output schema."""
         if self.arrow_filter is not None and not filtered:
-            batch = _filter_batch(batch, self.arrow_filter, columns_of(self.filter))
+            batch = _filter_batch(batch, self.arrow_filter, self.filter_columns)
         if batch.schema.names != self.schema.names:
             batch = batch.select(self.schema.names)
         if not batch.schema.equals(self.schema):

@@ -7,6 +7,7 @@ exact filter is applied to whatever is read.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -90,11 +91,8 @@ def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
         >>> may_match(col("x") > 25, s, 100, schema), may_match(col("x").between(15, 30), s, 100, schema)
         (False, True)
     """
-    import pyarrow as pa
-
     if expr is None or num_rows == 0:
         return num_rows > 0
-    nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
 
     def bounds(column: str) -> tuple[Any, Any, int | None] | None:
         s = stats.get(column)
@@ -145,7 +143,16 @@ def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
             return not all_null(e.operand.column)
         return True  # other negated leaves: unknown
 
-    return go(negation_normal_form(normalize_literals(expr, schema), nan_columns=nan_columns))
+    return go(_prepared(expr, schema))
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared(expr: Expr, schema: pa.Schema) -> Expr:
+    """``expr`` with literals in their columns' terms and negations pushed down: once per scan, not per file."""
+    import pyarrow as pa
+
+    nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
+    return negation_normal_form(normalize_literals(expr, schema), nan_columns=nan_columns)
 
 
 def _nan_sensitive(e: Expr, float_columns: frozenset[str]) -> bool:
