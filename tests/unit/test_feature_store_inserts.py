@@ -25,6 +25,7 @@ from lakefeed.store import groups as groups_module
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec
 from lakefeed.store.registry import InFlight, Registry
 from lakefeed.tables.iceberg import IcebergTable
+from lakefeed.tables.iceberg_files import IcebergFileAppend
 
 T0 = datetime(2026, 1, 1)
 USERS = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
@@ -111,16 +112,16 @@ def test_an_append_that_races_another_writer_is_retried(
     fs: lf.FeatureStore, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = lf.FeatureStore(home)
-    real_append = IcebergTable.append
+    real_commit = IcebergFileAppend.commit
     raced: list[bool] = []
 
-    def racing_append(self: IcebergTable, data: Any) -> None:
+    def racing_commit(self: IcebergFileAppend, files: Any) -> int | None:
         if not raced:
             raced.append(True)
-            other.feature_group("g").insert(_row(2, 2))  # commits first, on its own table object
-        real_append(self, data)
+            other.feature_group("g").insert(_row(2, 2))  # commits first, between this insert's files and its commit
+        return real_commit(self, files)
 
-    monkeypatch.setattr(IcebergTable, "append", racing_append)
+    monkeypatch.setattr(IcebergFileAppend, "commit", racing_commit)
     result = fs.feature_group("g").insert(_row(1, 1))
     assert result.write == 1  # the other writer took number 2 inside this insert
     assert _users(fs) == [1, 2]
@@ -129,19 +130,24 @@ def test_an_append_that_races_another_writer_is_retried(
     other.close()
 
 
-def test_an_append_that_always_conflicts_writes_nothing(
-    fs: lf.FeatureStore, monkeypatch: pytest.MonkeyPatch, no_backoff: None
-) -> None:
+def test_an_append_that_always_conflicts_writes_nothing(fs: lf.FeatureStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.table import Transaction
+
     attempts = []
 
-    def conflict(self: IcebergTable, data: Any) -> None:
+    def conflict(self: Transaction) -> None:
         attempts.append(1)
-        raise CommitConflictError("another writer committed first")
+        msg = "another writer committed first"
+        raise CommitFailedException(msg)
 
-    monkeypatch.setattr(IcebergTable, "append", conflict)
+    monkeypatch.setattr(Transaction, "commit_transaction", conflict)
+    location = Path(fs.feature_group("g").table.location.removeprefix("file://"))
+    before = sorted(location.rglob("*.parquet"))
     with pytest.raises(CommitConflictError):
         fs.feature_group("g").insert(_row(1, 1))
     assert len(attempts) == groups_module.COMMIT_ATTEMPTS
+    assert sorted(location.rglob("*.parquet")) == before  # the append's files are deleted again
     assert fs.registry.in_flight("g") == {}
 
 

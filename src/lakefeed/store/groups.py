@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 
 from lakefeed.errors import CommitConflictError, CommitError, LakefeedWarning, SchemaError, UnsupportedOperationError
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec
+from lakefeed.tables.iceberg import IcebergTable
+from lakefeed.tables.iceberg_files import IcebergFileAppend
 
 if TYPE_CHECKING:
     from lakefeed.expr import Expr
@@ -168,7 +170,16 @@ class FeatureGroup:
         try:
             order = pa.array(np.left_shift(np.int64(write), 32) + np.arange(rows.num_rows, dtype=np.int64))
             stamped = rows.append_column(WRITE_COLUMN, order)
-            table = _retry_commit(self.table, lambda t: t.append(stamped))
+            table = self.table
+            if not isinstance(table, IcebergTable):  # pragma: no cover - a group that is not read-only is Iceberg
+                msg = f"feature group {spec.name!r}: its table {table.name} is not an Iceberg table"
+                raise UnsupportedOperationError(msg)
+            # the files are written once; only the commit is retried while other writers commit first
+            append = IcebergFileAppend(
+                table, what=f"insert {write} into feature group {spec.name!r}", attempts=COMMIT_ATTEMPTS
+            )
+            append.commit(append.write([stamped]))
+            table = table.refresh()
             online_rows = 0
             if spec.online and rows.num_rows:
                 try:
