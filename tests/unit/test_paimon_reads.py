@@ -75,3 +75,29 @@ def test_single_file_split_with_delete_rows_is_not_an_exact_count(
     assert len(loader) == 2
     assert sorted(i for batch in loader for i in batch["id"].tolist()) == [1, 3]
     assert _rows(scan.to_arrow()) == _rows(expected)
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        (lf.col("f") != 2.0, [1]),  # NaN != 2.0 is true; min/max statistics leave NaN out
+        (lf.col("g") == 0.1, [0]),  # a float32 column compared at its own width
+        (lf.col("g") <= 0.1, [0]),
+    ],
+    ids=["nan-not-equal", "float32-equal", "float32-at-most"],
+)
+@pytest.mark.parametrize("primary_key", [["id"], None], ids=["pk", "append"])
+def test_pushed_down_filters_keep_every_row_the_exact_filter_keeps(
+    tmp_path: Path, expr: lf.Expr, expected: list[int], primary_key: list[str] | None
+) -> None:
+    data = pa.table(
+        {
+            "id": pa.array([0, 1], pa.int64()),
+            "f": pa.array([2.0, float("nan")], pa.float64()),
+            "g": pa.array([0.1, 0.5], pa.float32()),
+        }
+    )
+    table = lf.create_table(f"paimon://{tmp_path}/db.edge", data, primary_key=primary_key)
+    if primary_key:  # a second commit: the splits need merging, and pypaimon reads them with the predicate
+        table.upsert(data)
+    assert sorted(table.scan(columns=["id"], filter=expr).to_arrow().column("id").to_pylist()) == expected

@@ -24,6 +24,7 @@ from lakefeed.errors import (
     UnsupportedOperationError,
 )
 from lakefeed.expr import And, Between, Compare, Expr, IsIn, IsNull, Not, Or, negation_normal_form, validate
+from lakefeed.expr_literals import normalize_literals
 from lakefeed.io import filesystem_and_path
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
@@ -69,7 +70,8 @@ def to_paimon_predicate(expr: Expr | None, builder: Any, schema: pa.Schema) -> A
     if expr is None:
         return None
     nan_columns = [f.name for f in schema if pa.types.is_floating(f.type)]
-    nnf = negation_normal_form(expr, nan_columns=nan_columns)
+    # literals in their columns' terms first (as the exact filter has them), negations pushed down
+    nnf = negation_normal_form(normalize_literals(expr, schema), nan_columns=nan_columns)
 
     def cast(column: str, value: Any) -> Any:
         return float(value) if pa.types.is_floating(schema.field(column).type) else value
@@ -78,6 +80,8 @@ def to_paimon_predicate(expr: Expr | None, builder: Any, schema: pa.Schema) -> A
         if isinstance(e, Compare):
             if not _pushable(e.value, schema.field(e.column).type):
                 return None
+            if e.op == "!=" and e.column in nan_columns:
+                return None  # true on NaN, which min/max statistics leave out: a file could be skipped wrongly
             method = {
                 "==": builder.equal,
                 "!=": builder.not_equal,
