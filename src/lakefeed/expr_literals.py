@@ -20,7 +20,7 @@ from lakefeed.expr import And, Between, Compare, CompareOp, Expr, IsIn, Not, Or
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["normalize_literals"]
+__all__ = ["is_nan", "normalize_literals"]
 
 
 def _no_row(column: str) -> Expr:
@@ -131,7 +131,7 @@ def normalize_literals(expr: Expr, schema: pa.Schema) -> Expr:
         how, scale, lo, hi = kind(column)
         if how == "float":
             rounded = _round_float(value, scale)
-            if isinstance(rounded, float) and math.isnan(rounded):
+            if is_nan(rounded):
                 return _every_row(column) if op == "!=" else _no_row(column)
             return (
                 None
@@ -195,3 +195,13 @@ def normalize_literals(expr: Expr, schema: pa.Schema) -> Expr:
         return e
 
     return go(expr)
+
+
+def is_nan(value: object) -> bool:
+    """Whether a literal is a float NaN.
+
+    Example:
+        >>> is_nan(float("nan")), is_nan(1.0), is_nan("nan")
+        (True, False, False)
+    """
+    return isinstance(value, float) and math.isnan(value)

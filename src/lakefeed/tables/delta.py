@@ -10,7 +10,6 @@ one Delta commit each. The primary key lives in the table description (Delta has
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from lakefeed.errors import (
     UnsupportedOperationError,
 )
 from lakefeed.expr import Between, Compare, Expr, IsIn, _sql_ident, _sql_literal, to_sql, validate
-from lakefeed.expr_literals import normalize_literals
+from lakefeed.expr_literals import is_nan, normalize_literals
 from lakefeed.io import filesystem_and_path, is_uri
 from lakefeed.tables.base import ReadPlan, Snapshot, Table, TablePart
 from lakefeed.tables.parts import excluded_by_constants, parquet_file_parts
@@ -424,8 +423,8 @@ def _ieee_leaf(e: Expr, floats: dict[str, int]) -> str | None:
         return f"({low} AND {high})"
     if isinstance(e, IsIn) and e.column in floats and e.values:
         # membership as Arrow's is_in: a NaN in the list matches NaN, and -0.0 matches 0.0
-        nan = any(_is_nan(v) for v in e.values)
-        tests = [str(_ieee_leaf(Compare(e.column, "==", v), floats)) for v in e.values if not _is_nan(v)]
+        nan = any(is_nan(v) for v in e.values)
+        tests = [str(_ieee_leaf(Compare(e.column, "==", v), floats)) for v in e.values if not is_nan(v)]
         if nan:
             tests.append(f"isnan({_sql_ident(e.column)})")
         return "(" + " OR ".join(tests) + ")"
@@ -460,7 +459,3 @@ def _ieee_leaf(e: Expr, floats: dict[str, int]) -> str | None:
     if e.op == "!=":
         return f"(({base}) OR isnan({c}))"
     return f"(({base}) AND NOT isnan({c}))"
-
-
-def _is_nan(value: object) -> bool:
-    return isinstance(value, float) and math.isnan(value)

@@ -18,7 +18,6 @@ to the leaves as "the operand is false". pyiceberg then evaluates exactly lakefe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,7 +36,7 @@ from lakefeed.expr import (
     negation_normal_form,
     validate,
 )
-from lakefeed.expr_literals import normalize_literals
+from lakefeed.expr_literals import is_nan, normalize_literals
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,10 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["to_iceberg_filter"]
 
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any:
@@ -61,7 +56,7 @@ def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif pa.types.is_floating(arrow_type):
-        if number and not _is_nan(value):
+        if number and not is_nan(value):
             return float(value)
     elif pa.types.is_decimal(arrow_type):
         if isinstance(value, Decimal) and value.is_finite():
@@ -175,8 +170,8 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             op = e.op if truth else _NEGATE[e.op]
             return guarded(e.column, ops[op](e.column, lit(e.column, e.value)), nan=(e.op == "!=") == truth)
         if isinstance(e, IsIn):
-            has_nan = any(_is_nan(v) for v in e.values)
-            values = {lit(e.column, v) for v in e.values if not _is_nan(v)}
+            has_nan = any(is_nan(v) for v in e.values)
+            values = {lit(e.column, v) for v in e.values if not is_nan(v)}
             member: Any = ie.AlwaysFalse() if truth else ie.AlwaysTrue()
             if e.column in floats:  # pyiceberg's In is Arrow's is_in, which tells -0.0 from 0.0
                 for v in sorted(values):

@@ -8,7 +8,6 @@ exact filter is applied to whatever is read.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from lakefeed.expr import (
     negation_normal_form,
     to_pyarrow,
 )
-from lakefeed.expr_literals import normalize_literals
+from lakefeed.expr_literals import is_nan, normalize_literals
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,9 +59,7 @@ def _comparable(value: Any, bound: Any) -> bool:
         return False
     numbers = (int, float)
     if isinstance(value, numbers) and isinstance(bound, numbers):
-        return not (isinstance(value, float) and math.isnan(value)) and not (
-            isinstance(bound, float) and math.isnan(bound)
-        )
+        return not is_nan(value) and not (is_nan(bound))
     return (
         isinstance(value, date)
         and isinstance(bound, date)
@@ -162,7 +159,7 @@ def _nan_sensitive(e: Expr, float_columns: frozenset[str]) -> bool:
     if isinstance(e, Compare):
         return e.column in float_columns and e.op == "!="
     if isinstance(e, IsIn):
-        return e.column in float_columns and any(isinstance(v, float) and math.isnan(v) for v in e.values)
+        return e.column in float_columns and any(is_nan(v) for v in e.values)
     return False
 
 
