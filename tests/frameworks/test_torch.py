@@ -9,6 +9,8 @@ import pyarrow as pa
 import pytest
 
 import lakefeed as lf
+from lakefeed.tables.base import ReadPlan, TablePart
+from tests.conftest import DATA
 
 torch = pytest.importorskip("torch", reason="torch is installed in the main environment")
 pytestmark = [
@@ -457,14 +459,166 @@ def test_list_columns_come_from_a_device_cache_unchanged(tmp_path: Path) -> None
     assert batches(True) == batches(False)
 
 
-def test_a_dataset_sent_to_a_spawned_worker_says_to_fork(uneven: lf.Table) -> None:
+@pytest.fixture(scope="module")
+def even(tmp_path_factory: pytest.TempPathFactory) -> lf.Table:
+    """1,000 rows (``id`` 0..999, ``x`` = ``id``) in three files of uneven sizes: 2 workers need no padding."""
+    table = lf.Warehouse(tmp_path_factory.mktemp("even")).create_table(
+        "t.even", pa.table({"id": np.arange(0, 300, dtype=np.int64), "x": np.arange(0, 300, dtype=np.float32)})
+    )
+    for lo, hi in [(300, 337), (337, 1000)]:
+        table.append(pa.table({"id": np.arange(lo, hi, dtype=np.int64), "x": np.arange(lo, hi, dtype=np.float32)}))
+    return table
+
+
+def test_spawned_workers_give_the_forked_stream_and_resume_it(even: lf.Table) -> None:
+    def dataset() -> lf.frameworks.torch.TorchDataset:
+        return lf.torch_dataset(even, batch_size=64, features=["x"], columns=["id"], num_workers=2, seed=4)
+
+    forked = dataset().dataloader(multiprocessing_context="fork")
+    reference = _stream(forked) + _stream(forked)  # epochs 0 and 1
+    per_epoch = len(reference) // 2
+    forked = dataset().dataloader(multiprocessing_context="fork")
+    it = iter(forked)
+    _ = [next(it) for _ in range(5)]
+    forked_state = forked.state_dict()
+    del it
+    # persistent spawned workers: the position in shared memory moves them on to epoch 1
+    spawned = dataset().dataloader(multiprocessing_context="spawn", persistent_workers=True)
+    it = iter(spawned)
+    head = [next(it)["id"].tolist() for _ in range(5)]
+    state = spawned.state_dict()
+    rest = _stream(it)
+    del it
+    assert state == forked_state
+    assert head + rest + _stream(spawned) == reference
+    for epoch in (reference[:per_epoch], reference[per_epoch:]):
+        assert sorted(i for batch in epoch for i in batch) == list(range(1000))  # every row exactly once
+    resumed = dataset().dataloader(multiprocessing_context="spawn", persistent_workers=True)
+    resumed.load_state_dict(state)
+    assert _stream(resumed) + _stream(resumed) == reference[5:]
+
+
+def _negate(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A transform at module level: a spawned worker imports it."""
+    return {**block, "features": -block["features"]}
+
+
+def _batches(dataset: object) -> list[dict[str, np.ndarray]]:
+    return [{k: v.numpy() for k, v in b.items()} for b in dataset]  # type: ignore[attr-defined]
+
+
+def _assert_same_batches(a: list[dict[str, np.ndarray]], b: list[dict[str, np.ndarray]]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.keys() == y.keys()
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+
+
+@pytest.mark.parametrize("kind", ["iceberg_pk", pytest.param("delta_pk", marks=pytest.mark.delta), "parquet"])
+def test_a_pickled_dataset_reopens_its_table_at_its_snapshot(table_factory: object, kind: str) -> None:
+    import pickle
+
+    import pyarrow.parquet as pq
+
+    table = table_factory(kind)  # type: ignore[operator]
+    ds = lf.torch_dataset(table, batch_size=32, features=["f"], columns=["id"], num_workers=2, fill_null=0.0, seed=1)
+    blob = pickle.dumps(ds)  # what a spawned worker gets (at epoch 0)
+    expected = _batches(ds)
+    again = pickle.loads(blob)
+    assert again.loader is not ds.loader
+    _assert_same_batches(_batches(again), expected)  # iterated here: the workers' stream, in turn
+    extra = DATA.slice(0, 5).set_column(0, DATA.schema.field("id"), pa.array(range(50_000, 50_005), pa.int64()))
+    if kind == "parquet":  # no snapshot to pin: a worker that finds other files refuses to read them
+        pq.write_table(extra.drop_columns(["cat"]), Path(table.location, "cat=red", "part-9.parquet"))
+        with pytest.raises(lf.errors.ResumeStateError, match="changed on storage"):
+            pickle.loads(blob).loader  # noqa: B018 - the loader is rebuilt on first use
+    else:  # a new snapshot: the copy still reads the one the dataset was made over
+        table.append(extra)
+        _assert_same_batches(_batches(pickle.loads(blob)), expected)
+
+
+def test_a_pickled_dataset_keeps_its_snapshot_filter_and_transform(tmp_path: Path) -> None:
+    import pickle
+
+    import lakefeed.transforms as lt
+
+    def rows(lo: int, hi: int) -> pa.Table:
+        return pa.table({"id": np.arange(lo, hi, dtype=np.int64), "x": np.arange(lo, hi, dtype=np.float64)})
+
+    table = lf.Warehouse(tmp_path).create_table("t.snap", rows(0, 300))
+    table.append(rows(300, 500))
+    pinned = table.snapshot_id
+    table.append(rows(500, 900))
+    scaler = lt.Pipeline([lt.StandardScaler(columns=["x"])]).fit(table)
+    where = (lf.col("id") >= 30) & (lf.col("id") < 470)
+    common: dict[str, object] = {"batch_size": 40, "features": ["x"], "columns": ["id"], "num_workers": 2, "seed": 3}
+    made = [
+        lf.torch_dataset(table, filter=where, snapshot=pinned, transform=_negate, **common),  # type: ignore[arg-type]
+        lf.torch_dataset(table, filter=where, transform=scaler, cache="memory", **common),  # type: ignore[arg-type]
+        lf.torch_dataset(table.scan(columns=["id", "x"], filter=where, snapshot=pinned), **common),  # type: ignore[arg-type]
+    ]
+    pickled = [pickle.dumps(ds) for ds in made]  # at epoch 0
+    expected = [_batches(ds) for ds in made]
+    table.append(rows(900, 1000))  # the table moves on: the copies still read what the datasets were made over
+    for blob, batches in zip(pickled, expected, strict=True):
+        _assert_same_batches(_batches(pickle.loads(blob)), batches)
+    ids = {i for batch in expected[0] for i in batch["id"].tolist()}
+    assert ids == set(range(30, 470))
+    assert all((batch["features"] <= 0).all() for batch in expected[0])
+
+
+class _InMemoryPart(TablePart):
+    def __init__(self, data: pa.Table) -> None:
+        self.data, self.num_rows, self.estimated_bytes, self.path = data, data.num_rows, data.nbytes, "memory"
+
+    def read(self, plan: ReadPlan) -> object:  # type: ignore[override]
+        for batch in self.data.to_batches():
+            yield plan.finish(batch, filtered=False)
+
+
+class _InMemoryTable(lf.Table):
+    """A table held in this process only: a spawned worker cannot open it again."""
+
+    format = "parquet"
+
+    def __init__(self, data: pa.Table) -> None:
+        super().__init__("memory.t")
+        self.data = data
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.data.schema
+
+    @property
+    def location(self) -> str:
+        return "memory"
+
+    def _schema_at(self, snapshot_id: int | None) -> pa.Schema:
+        return self.data.schema
+
+    def _parts_planner(self, snapshot_id: int | None, *, current_schema: bool = True) -> object:  # type: ignore[override]
+        return lambda plan: [_InMemoryPart(self.data)]
+
+
+def test_what_a_spawned_worker_cannot_rebuild_is_refused_when_pickled(uneven: lf.Table) -> None:
     import pickle
 
     from lakefeed.errors import UnsupportedOperationError
 
-    dataset = lf.torch_dataset(uneven, batch_size=64, features=["x"], num_workers=1)
-    with pytest.raises(UnsupportedOperationError, match="multiprocessing_context='fork'"):
-        pickle.dumps(dataset)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="spawn")
-    with pytest.raises(UnsupportedOperationError, match="must be forked, not spawned"):
+    def local(block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return block
+
+    for transform in (lambda block: block, local):
+        ds = lf.torch_dataset(uneven, batch_size=64, features=["x"], num_workers=1, transform=transform)
+        assert len(list(ds)) == len(ds)  # in this process (or forked workers) it works
+        with pytest.raises(UnsupportedOperationError, match=r"transform .*cannot be pickled.*at module level"):
+            pickle.dumps(ds)
+    memory = _InMemoryTable(pa.table({"id": np.arange(10, dtype=np.int64), "x": np.arange(10, dtype=np.float32)}))
+    ds = lf.torch_dataset(memory, batch_size=4, features=["x"], num_workers=1)
+    with pytest.raises(UnsupportedOperationError, match=r"'memory.t' is a _InMemoryTable.*pass that table or its URI"):
+        pickle.dumps(ds)
+    # refused in this process, before a worker starts
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=1, multiprocessing_context="spawn")
+    with pytest.raises(UnsupportedOperationError, match="cannot reopen in another process"):
         next(iter(loader))

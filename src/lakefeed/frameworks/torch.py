@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +14,9 @@ from lakefeed._utils import import_optional
 from lakefeed.errors import ConfigError, ResumeStateError, UnsupportedOperationError
 
 if TYPE_CHECKING:
+    from lakefeed.expr import Expr
     from lakefeed.loader import Loader
+    from lakefeed.tables.base import Table
 
 __all__ = ["TorchBatches", "TorchDataset", "to_tensors", "torch_dataset", "torch_dataset_class"]
 
@@ -187,13 +191,26 @@ class TorchDataset:
     any worker starts: :meth:`set_epoch`, :meth:`load_state_dict` and each iteration of
     :meth:`dataloader`'s DataLoader write it, and each worker reads it when an iteration starts,
     so persistent workers (``persistent_workers=True``) start where fresh ones would.
+
+    Workers may be forked or spawned (``multiprocessing_context="spawn"``): the dataset pickles
+    as a recipe that rebuilds its loader in the worker, over the same snapshot (see
+    :meth:`__reduce__`); a worker being started also gets the shared position.
+
+    Example:
+        >>> import lakefeed as lf, pickle, pyarrow as pa, tempfile
+        >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.tp", pa.table({"x": [float(i) for i in range(10)]}))
+        >>> ds = lf.torch_dataset(t, batch_size=2, features=["x"], num_workers=2)
+        >>> copy = pickle.loads(pickle.dumps(ds))  # what a spawned worker gets; it reopens the table
+        >>> [b["features"].tolist() for b in copy] == [b["features"].tolist() for b in ds]
+        True
     """
 
     def __init__(self, loader: Loader, *, num_workers: int = 0) -> None:
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             msg = f"num_workers must be an int >= 0 (the DataLoader's), got {num_workers!r}"
             raise ConfigError(msg)
-        self.loader = loader
+        self._loader: Loader | None = loader
+        self._recipe: _LoaderRecipe | None = None  # made when the dataset is first pickled
         self.num_workers = num_workers
         # this process's position: batches (of the whole DataLoader stream) already yielded in the epoch
         self._epoch = loader.epoch
@@ -203,13 +220,38 @@ class TorchDataset:
         self._publish(pending=False)
         self._worker_loaders: dict[tuple[int, int], Loader] = {}
 
-    def __reduce__(self) -> Any:
-        msg = (
-            "a lakefeed torch_dataset cannot be pickled (its loader holds open tables and threads): DataLoader "
-            "workers must be forked, not spawned: pass multiprocessing_context='fork' to the DataLoader, or "
-            "iterate without workers (num_workers=0, or loader.torch())"
-        )
-        raise UnsupportedOperationError(msg)
+    @property
+    def loader(self) -> Loader:
+        """The loader whose batches the dataset yields (in a spawned worker: rebuilt on first use)."""
+        if self._loader is None:
+            if self._recipe is None:  # pragma: no cover - a dataset has one or the other
+                msg = "internal: a torch_dataset with neither a loader nor a recipe"
+                raise ConfigError(msg)
+            self._loader = self._recipe.build()
+        return self._loader
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle how to rebuild the dataset: for spawned (or forkserver) DataLoader workers.
+
+        What is pickled is a recipe, not the loader: the table as something to reopen (an
+        Iceberg table's metadata file, a Delta/Parquet location, a Paimon warehouse and name),
+        the scan's columns, filter and pinned snapshot, and the loader's settings; a worker
+        rebuilds the loader on first use, checks that it plans the same tasks and settings,
+        and reads the same shards, batches and snapshot as a forked worker would. Sent to a
+        worker being started, the position in shared memory goes along (persistent workers
+        follow ``set_epoch`` and ``load_state_dict``); pickled otherwise, the copy gets a
+        position of its own.
+
+        Raises:
+            UnsupportedOperationError: The source or the transform cannot be rebuilt in another
+                process (a table lakefeed cannot reopen, a lambda or a local function).
+        """
+        if self._recipe is None:
+            self._recipe = _recipe_of(self.loader)
+        spawning = multiprocessing.context.get_spawning_popen() is not None
+        shared = self._shared if spawning else None  # shared memory travels only to a process being started
+        values = (int(self._shared[_EPOCH]), int(self._shared[_START]), int(self._shared[_PENDING]))
+        return _restore_dataset, (self._recipe, self.num_workers, shared, values, (self._epoch, self._start))
 
     def _publish(self, *, pending: bool) -> None:
         """Make this process's position the one the next iteration (in any worker) starts from."""
@@ -339,6 +381,248 @@ class TorchDataset:
             msg = f"this dataset was made for num_workers={self.num_workers}; make another with lf.torch_dataset"
             raise ConfigError(msg)
         return _dataloader_class()(self, **kwargs)
+
+
+def _restore_dataset(
+    recipe: _LoaderRecipe,
+    num_workers: int,
+    shared: Any,
+    values: tuple[int, int, int],
+    position: tuple[int, int],
+) -> TorchDataset:
+    """A pickled :class:`TorchDataset` again; its loader is rebuilt from ``recipe`` on first use."""
+    cls = torch_dataset_class()
+    dataset: TorchDataset = cls.__new__(cls)
+    dataset._loader = None
+    dataset._recipe = recipe
+    dataset.num_workers = num_workers
+    dataset._epoch, dataset._start = position
+    if shared is None:  # not sent to a process being started: a position of its own
+        shared = multiprocessing.RawArray("q", 3)
+        shared[_EPOCH], shared[_START], shared[_PENDING] = values
+    dataset._shared = shared
+    dataset._worker_loaders = {}
+    return dataset
+
+
+# -- rebuilding a loader in another process ----------------------------------------------------
+
+_SPAWN_FIX = "or keep DataLoader workers forked (multiprocessing_context='fork')"
+
+
+@dataclass(frozen=True)
+class _TableRecipe:
+    """How to open a table again in another process.
+
+    ``location`` is an Iceberg table's metadata file (the exact metadata this process read),
+    a Delta or Parquet table's location, or a Paimon warehouse; ``options`` are the Iceberg
+    FileIO properties or the Paimon catalog options.
+    """
+
+    format: str
+    location: str
+    name: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    def open(self) -> Table:
+        if self.format == "iceberg":
+            from pyiceberg.table import StaticTable
+
+            from lakefeed.tables.iceberg import IcebergTable
+
+            static = StaticTable.from_metadata(self.location, properties=dict(self.options))
+            return IcebergTable(static, self.name)
+        if self.format == "delta":
+            from lakefeed.tables.delta import DeltaTable
+
+            return DeltaTable(self.location, name=self.name)
+        if self.format == "paimon":
+            from lakefeed.tables.paimon import PaimonTable
+
+            return PaimonTable(self.location, self.name, options=dict(self.options) or None)
+        from lakefeed.tables.parquet import ParquetTable
+
+        return ParquetTable(self.location, name=self.name)
+
+
+def _table_recipe(table: Table) -> _TableRecipe:
+    """What reopens ``table`` elsewhere (read-only, at the metadata this process read).
+
+    Raises:
+        UnsupportedOperationError: Not an Iceberg, Delta, Paimon or Parquet table on storage.
+    """
+    from lakefeed.tables.delta import DeltaTable
+    from lakefeed.tables.iceberg import IcebergTable
+    from lakefeed.tables.paimon import PaimonTable
+    from lakefeed.tables.parquet import ParquetTable
+
+    kind = type(table)
+    if kind is IcebergTable and isinstance(table, IcebergTable):
+        tbl = table.pyiceberg_table
+        metadata = getattr(tbl, "metadata_location", None)
+        if metadata:
+            properties = tuple(sorted((str(k), str(v)) for k, v in tbl.io.properties.items()))
+            return _TableRecipe("iceberg", str(metadata), table.name, properties)
+    elif kind is DeltaTable or kind is ParquetTable:
+        return _TableRecipe(table.format, table.location, table.name)
+    elif kind is PaimonTable:
+        warehouse = str(getattr(table, "_warehouse", ""))
+        catalog_options: Any = getattr(getattr(table, "_catalog", None), "catalog_options", None)
+        given: dict[str, Any] = catalog_options.to_map() if hasattr(catalog_options, "to_map") else {}
+        options = tuple(sorted((str(k), str(v)) for k, v in given.items() if k != "warehouse"))
+        return _TableRecipe("paimon", warehouse, table.name, options)
+    msg = (
+        f"cannot pickle this torch_dataset for a spawned DataLoader worker: its source {table.name!r} is a "
+        f"{kind.__name__}, which lakefeed cannot reopen in another process (it reopens Iceberg, Delta, Paimon "
+        "and Parquet tables on storage); write the data to a table (lf.Warehouse(...).create_table(...) or "
+        f"lf.create_table('delta://...', data)) and pass that table or its URI, {_SPAWN_FIX}"
+    )
+    raise UnsupportedOperationError(msg)
+
+
+@dataclass(frozen=True)
+class _LoaderRecipe:
+    """How to rebuild a :class:`~lakefeed.Loader` in another process, and what it must plan there."""
+
+    table: _TableRecipe
+    columns: tuple[str, ...]
+    filter: Expr | None
+    snapshot_id: int | None
+    current: bool
+    """Whether the scan read the table's current snapshot (in its current schema), not an older one."""
+    arguments: dict[str, Any]
+    """The loader's keyword arguments (its settings as resolved here: rank, threads, block rows)."""
+    counts: tuple[int, ...]
+    layout: str
+    fingerprint: dict[str, Any]
+
+    def build(self) -> Loader:
+        """The loader again, over the same snapshot and tasks.
+
+        Raises:
+            ResumeStateError: The table reopened here plans other tasks or settings than the
+                loader the dataset was made with (it changed on storage).
+        """
+        from lakefeed.loader import Loader
+
+        table = self.table.open()
+        columns = list(self.columns)
+        if self.current and table.snapshot_id == self.snapshot_id:
+            scan = table.scan(columns=columns, filter=self.filter)
+        else:
+            scan = table.scan(columns=columns, filter=self.filter, snapshot=self.snapshot_id)
+        loader = Loader(scan, **self.arguments)
+        changed = ["files, rows or schema"] if _layout(loader) != self.layout else []
+        if not changed:
+            if loader._counts is None:
+                loader._counts = list(self.counts)  # the rows per task, counted once (a filter is not read again)
+            fingerprint = loader._fingerprint()
+            changed = [k for k in self.fingerprint if fingerprint.get(k) != self.fingerprint[k]]
+        if changed:
+            msg = (
+                f"a DataLoader worker reopened table {self.table.name} ({self.table.format}) at snapshot "
+                f"{self.snapshot_id} but its {', '.join(changed)} differ from what the dataset was made over: the "
+                "table changed on storage since (plain Parquet has no snapshot to pin), and the worker would read "
+                f"other rows; keep the table unchanged while training, {_SPAWN_FIX}"
+            )
+            raise ResumeStateError(msg)
+        return loader
+
+
+def _layout(loader: Loader) -> str:
+    """A digest of the loader's planned tasks and schema: equal where the same rows are read alike."""
+    from lakefeed.loader.support import digest
+
+    tasks = [(t.files, t.num_rows, t.estimated_bytes) for t in loader._tasks]
+    return digest(repr((tasks, str(loader.scan.plan.table_schema), str(loader.scan.schema))))
+
+
+def _loader_arguments(loader: Loader) -> dict[str, Any]:
+    spec = loader._spec
+    return {
+        "batch_size": loader.batch_size,
+        "features": list(spec.features),
+        "label": spec.label,
+        "columns": list(spec.columns),
+        "shuffle": loader.shuffle,
+        "seed": loader.seed,
+        "shuffle_buffer": loader.block_rows,
+        "drop_last": loader.drop_last,
+        "rank": loader.rank,
+        "world_size": loader.world_size,
+        "uneven": loader.uneven,
+        "transform": loader.pipeline if loader.pipeline is not None else loader.transform,
+        "sampling": loader.sampling,
+        "cache": loader.cache,
+        "cache_dir": loader._cache_dir,
+        "num_threads": loader.num_threads,
+        "prefetch": loader.prefetch,
+        "dtype": spec.dtype,
+        "fill_null": spec.fill_null,
+        "dtypes": dict(spec.casts),
+        "target_bytes": loader._target_bytes,
+        "memory_budget": loader.memory_budget,
+    }
+
+
+def _check_picklable(what: str, value: Any) -> None:
+    """Refuse, with the fix, a value a spawned worker could not unpickle.
+
+    Raises:
+        UnsupportedOperationError: ``value`` does not pickle, or is a function of an interactive session.
+    """
+    import pickle
+    import sys
+
+    name = getattr(value, "__qualname__", None) or type(value).__name__
+    module = getattr(value, "__module__", None)
+    if callable(value) and module == "__main__" and not hasattr(sys.modules.get("__main__"), "__file__"):
+        msg = (
+            f"cannot pickle this torch_dataset for a spawned DataLoader worker: the loader's {what} {name!r} is "
+            "defined in an interactive session (a notebook or REPL), which a spawned worker cannot import; "
+            f"define it in a module file and import it from there, {_SPAWN_FIX}"
+        )
+        raise UnsupportedOperationError(msg)
+    try:
+        pickle.dumps(value)
+    except Exception as exc:
+        fix = (
+            "define the transform at module level (a lambda, or a function defined inside another, cannot be pickled)"
+            if what == "transform"
+            else f"pass a {what} that pickles"
+        )
+        msg = (
+            f"cannot pickle this torch_dataset for a spawned DataLoader worker: the loader's {what} {name!r} "
+            f"cannot be pickled ({type(exc).__name__}: {exc}); {fix}, {_SPAWN_FIX}"
+        )
+        raise UnsupportedOperationError(msg) from exc
+
+
+def _recipe_of(loader: Loader) -> _LoaderRecipe:
+    """How to rebuild ``loader`` in another process.
+
+    Raises:
+        UnsupportedOperationError: Its table cannot be reopened, or a setting does not pickle.
+    """
+    scan = loader.scan
+    table = _table_recipe(scan.table)
+    arguments = _loader_arguments(loader)
+    for what in ("transform", "sampling"):
+        if arguments[what] is not None:
+            _check_picklable(what, arguments[what])
+    if scan.filter is not None:
+        _check_picklable("filter", scan.filter)
+    return _LoaderRecipe(
+        table=table,
+        columns=tuple(scan.columns),
+        filter=scan.filter,
+        snapshot_id=scan.snapshot_id,
+        current=scan.snapshot_id == scan.table.snapshot_id,
+        arguments=arguments,
+        counts=tuple(loader._task_counts()),
+        layout=_layout(loader),
+        fingerprint=loader._fingerprint(),
+    )
 
 
 _CLASSES: dict[str, type] = {}
