@@ -215,30 +215,24 @@ class FeatureView:
         out: list[dict[str, Any]] = [dict(e) for e in entities]
         for name, spec in self._groups().items():
             refs = [f for f in self.spec.features if f.group == name]
-            missing = [k for k in spec.keys if any(k not in e for e in entities)]
-            if missing:
-                msg = f"entities need the key(s) {missing} of feature group {name!r}"
-                raise ColumnNotFoundError(msg)
+            keys = _entity_keys(entities, spec.keys, name)
             absent = dict.fromkeys(ref.name for ref in refs)
             if not spec.online or not store.has_group(name):  # offline only, or nothing online yet
                 for row in out:
                     row.update(absent)
                 continue
-            keys = [tuple(e[k] for k in spec.keys) for e in entities]
             if isinstance(spec.ttl, int):  # integer event times: their TTL needs an integer now
                 records = store.read(name, keys, now=step, ttl=spec.ttl) if step is not None else store.read(name, keys)
             else:
                 records = store.read(name, keys, now=when, ttl=spec.ttl)
             pairs = [(ref.name, ref.feature) for ref in refs]
             # the whole group under its own names, in its order (``group.*``): records as they are
-            whole = pairs == [(f, f) for f in store.group(name).features]
-            for row, record in zip(out, records, strict=True):
-                if record is None:
-                    row.update(absent)
-                elif whole:
-                    row.update(record)
-                else:
-                    row.update({served: record.get(feature) for served, feature in pairs})
+            if pairs == [(f, f) for f in store.group(name).features]:
+                for row, record in zip(out, records, strict=True):
+                    row.update(absent if record is None else record)
+            else:
+                for row, record in zip(out, records, strict=True):
+                    row.update(absent if record is None else {served: record.get(feature) for served, feature in pairs})
         pipeline = self.pipeline
         if pipeline is not None:
             out = [pipeline.transform_row(row) for row in out]
@@ -255,6 +249,23 @@ class FeatureView:
 
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, features={self.features})"
+
+
+def _entity_keys(entities: Sequence[Mapping[str, Any]], names: Sequence[str], group: str) -> list[Any]:
+    """Each entity's key of a group: the value for one key column, a tuple in key order for several.
+
+    Raises:
+        ColumnNotFoundError: An entity lacks a key column.
+    """
+    try:
+        if len(names) == 1:
+            (name,) = names
+            return [e[name] for e in entities]
+        return [tuple(e[k] for k in names) for e in entities]
+    except KeyError:
+        missing = [k for k in names if any(k not in e for e in entities)]
+        msg = f"entities need the key(s) {missing} of feature group {group!r}"
+        raise ColumnNotFoundError(msg) from None
 
 
 def _missing(result: Any) -> dict[str, int]:

@@ -18,7 +18,7 @@ from lakefeed.store.online._codec import Arr
 if TYPE_CHECKING:
     from lakefeed.store.online.base import EntityKey, OnlineGroup
 
-__all__ = ["TIMES", "PreparedBatch", "encode_key", "newer_or_equal", "prepare"]
+__all__ = ["TIMES", "PreparedBatch", "encode_key", "encode_keys", "newer_or_equal", "prepare"]
 
 SLICE_ROWS = 16384
 """Rows encoded at a time: bounds the memory of one encoding step."""
@@ -234,6 +234,17 @@ def _distinct(batch: PreparedBatch) -> bool:
         ordered = np.sort(batch.key_columns[0].to_numpy(zero_copy_only=False))
         return not bool((ordered[1:] == ordered[:-1]).any())
     return bool(pc.count_distinct(batch.keys).as_py() == batch.num_rows)
+
+
+def encode_keys(group: OnlineGroup, keys: Sequence[EntityKey]) -> list[bytes]:
+    """Many entity keys as stored (see :func:`encode_key`), plain ints of a one-int-key group in one pass.
+
+    Raises:
+        SchemaError: A key has the wrong number of parts or a part of the wrong type.
+    """
+    if len(group.keys) == 1 and group.key_kinds[0] == "int":
+        return [b"%d" % k if type(k) is int else encode_key(group, k) for k in keys]
+    return [encode_key(group, k) for k in keys]
 
 
 def encode_key(group: OnlineGroup, key: EntityKey) -> bytes:

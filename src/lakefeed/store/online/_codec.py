@@ -40,6 +40,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER",
     "HEADER_SIZE",
+    "LEADING",
     "MISSING",
     "Arr",
     "Part",
@@ -67,6 +68,8 @@ Part: TypeAlias = "pa.Array[Any] | np.ndarray[Any, Any]"
 FORMAT_VERSION = 1
 HEADER = struct.Struct(">BIqqq")
 HEADER_SIZE = HEADER.size
+LEADING = struct.Struct(">BIq")
+"""The first fields of :data:`HEADER`: format version, layout fingerprint, event time."""
 MISSING = -(2**63)
 """Created time or write order of a record that has none (sorts before every real value)."""
 BINARY = pa.large_binary()

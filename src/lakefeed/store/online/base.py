@@ -436,34 +436,37 @@ class OnlineStore(ABC):
             OnlineStoreUnavailableError: The store cannot be reached.
         """
         group = self.group(name)
-        encoded = [_batch.encode_key(group, k) for k in keys]
+        encoded = _batch.encode_keys(group, keys)
         blobs = self._get(group, encoded) if encoded else []
         ttl = group.ttl if ttl is None else ttl
         cutoff = None if ttl is None else _cutoff(group, now, ttl)
+        floor = _codec.MISSING - 1 if cutoff is None else cutoff  # below every int64: nothing expires
         out: list[dict[str, Any] | None] = []
+        append = out.append
         # The common record (this format and layout, no conversions, no times asked) is decoded
         # inline; anything else, errors included, goes through _decode.
         plain = not with_times and not _converters(group)
         names, fingerprint, decode = group.features, group.fingerprint, self._decoder.decode
-        unpack, header = _codec.HEADER.unpack_from, _codec.HEADER_SIZE
+        width, header, version = len(names), _codec.HEADER_SIZE, _codec.FORMAT_VERSION
+        leading = _codec.LEADING.unpack_from
         for key, blob in zip(encoded, blobs, strict=True):
             if blob is None:
-                out.append(None)
+                append(None)
                 continue
-            if plain and len(blob) > header and blob[0] == _codec.FORMAT_VERSION:
-                _, stored, event, _, _ = unpack(blob)
-                if stored == fingerprint:
-                    if cutoff is not None and event <= cutoff:
-                        out.append(None)
+            if plain and len(blob) > header:
+                stored_version, stored, event = leading(blob)
+                if stored_version == version and stored == fingerprint:
+                    if event <= floor:
+                        append(None)
                         continue
                     try:
                         values = decode(memoryview(blob)[header:])
                     except msgspec.DecodeError:
                         values = None  # _decode says what is wrong
-                    if type(values) is list and len(values) == len(names):
-                        out.append(dict(zip(names, values, strict=True)))
+                    if type(values) is list and len(values) == width:
+                        append(dict(zip(names, values, strict=False)))  # lengths checked above
                         continue
-            out.append(self._decode(group, key, blob, cutoff, with_times))
+            append(self._decode(group, key, blob, cutoff, with_times))
         return out
 
     def _decode(
