@@ -337,11 +337,69 @@ def _registry_in_flight_contract(uri: str, group: str = "g") -> None:
         assert registry.take_over(group, 3, stale_after=timedelta(0))
         assert not registry.abort_write(group, 3)  # taken over: the writer must not roll back
         assert {w: i.state for w, i in registry.in_flight(group).items()} == {2: "aborted"}
+        assert registry.next_write(group) == 4
+        assert not registry.forget_aborted(group, 4)  # running: only an aborted record is forgotten
+        assert not registry.forget_aborted(group, 3)  # not there
+        assert registry.forget_aborted(group, 2)
+        assert not registry.forget_aborted(group, 2)
+        assert sorted(registry.in_flight(group)) == [4]
         registry.delete_group(group)
         assert registry.in_flight(group) == {}
     finally:
         if group in registry.list_groups():
             registry.delete_group(group)
+        registry.close()
+    _registry_pruning_contract(uri, group)
+
+
+def _backdate(registry: Registry, group: str, write: int, age: timedelta) -> None:
+    """Make an insert in flight look as if it started ``age`` ago (a writer that died then)."""
+    inserts = sa.table("lakefeed_inserts", sa.column("group_name"), sa.column("write"), sa.column("started_at"))
+    started = registry.in_flight(group)[write].started_at - age // timedelta(microseconds=1)
+    with registry.engine.begin() as conn:
+        conn.execute(
+            inserts.update().where(inserts.c.group_name == group, inserts.c.write == write).values(started_at=started)
+        )
+
+
+def _registry_pruning_contract(uri: str, group: str) -> None:
+    """Records left by dead writers: an offline group's go with its next insert, an online group's stay."""
+    from lakefeed.store.definitions import schema_to_b64
+    from lakefeed.store.materialize import STALE_AFTER
+
+    registry = Registry(uri)
+    offline = f"{group}_offline"
+    for name, online in [(group, True), (offline, False)]:
+        registry.put_group(
+            FeatureGroupSpec(
+                name=name,
+                keys=["user_id"],
+                event_time="ts",
+                table=f"features.{name}",
+                schema_b64=schema_to_b64(USERS),
+                online=online,
+            )
+        )
+    try:
+        for name in (group, offline):
+            assert [registry.next_write(name) for _ in range(3)] == [1, 2, 3]
+            assert registry.abort_write(name, 3)
+            _backdate(registry, name, 1, STALE_AFTER)  # dead for an hour
+            _backdate(registry, name, 3, STALE_AFTER)
+            _backdate(registry, name, 2, STALE_AFTER - timedelta(minutes=5))  # not stale yet
+            assert registry.next_write(name) == 4
+        # never materialized: the stale running record goes; the young and the aborted ones stay
+        assert {w: i.state for w, i in registry.in_flight(offline).items()} == {
+            2: "running",
+            3: "aborted",
+            4: "running",
+        }
+        # online: a materialization takes it over (with its own stale_after)
+        assert sorted(registry.in_flight(group)) == [1, 2, 3, 4]
+    finally:
+        for name in (group, offline):
+            if name in registry.list_groups():
+                registry.delete_group(name)
         registry.close()
 
 
@@ -381,3 +439,143 @@ def test_a_registry_failing_after_the_insert_only_warns(tmp_path: Path, monkeypa
         result = group.insert(_row(1, 5))
     assert result.rows == 1
     assert group.read().num_rows == 1  # written, not to be retried
+
+
+def test_a_failed_insert_keeps_its_error_and_notes_the_registry_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakefeed.errors import CatalogError
+
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.create_feature_group("g", keys=["user_id"], event_time="ts", schema=USERS)
+
+    def online_down(*args: object, **kwargs: object) -> int:
+        msg = "the online store is down"
+        raise OnlineStoreUnavailableError(msg)
+
+    def registry_down(*args: object, **kwargs: object) -> bool:
+        msg = "the registry is down"
+        raise CatalogError(msg)
+
+    monkeypatch.setattr(fs, "_write_online", online_down)
+    monkeypatch.setattr(fs.registry, "finish_write", registry_down)
+    with pytest.raises(OnlineStoreUnavailableError) as info:
+        group.insert(_row(1, 5))
+    notes = getattr(info.value, "__notes__", [])
+    assert any("in-flight record from the registry failed too: the registry is down" in n for n in notes), notes
+    assert group.read().num_rows == 0  # rolled back all the same
+
+
+# -- the in-flight table stays bounded -------------------------------------------------------------
+
+
+def _records(fs: lf.FeatureStore, group: str) -> dict[int, str]:
+    """The rows of ``lakefeed_inserts`` of ``group``, read with SQL: insert number -> state."""
+    with fs.registry.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select write, state from lakefeed_inserts where group_name = :g"), {"g": group}
+        ).all()
+    return {int(w): str(state) for w, state in rows}
+
+
+def _mixed_inserts(fs: lf.FeatureStore, group: str, rounds: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many inserts into ``group``, every way an insert ends, each round followed by a materialization.
+
+    Per round: two that succeed; one whose online write fails and is rolled back; one rolled
+    back whose record could not be removed (the registry failed as it finished); one that could
+    not be rolled back (its rows stay; they are deleted by hand, with the call its error gives,
+    in the next round); one whose writer died after taking its number.
+    """
+    from lakefeed.errors import CatalogError
+
+    fg = fs.feature_group(group)
+    healthy_write, healthy_finish, real_delete = fs._write_online, fs.registry.finish_write, IcebergTable.delete
+    boom = OnlineStoreUnavailableError("redis is down")
+
+    def fail(spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
+        raise boom
+
+    def registry_down(group: str, write: int) -> bool:
+        raise CatalogError("the registry is down")
+
+    def conflict(self: IcebergTable, filter: lf.Expr) -> None:
+        raise CommitConflictError("another writer committed first")
+
+    def insert(user: int) -> None:
+        fg.insert({"user_id": [user], "ts": [T0], "clicks": [user]})
+
+    undo: str | None = None  # the call that removes the rows of the last insert that could not be rolled back
+    for r in range(rounds):
+        user = 100 * (r + 1)
+        insert(user)
+        monkeypatch.setattr(fs, "_write_online", fail)
+        with pytest.raises(OnlineStoreUnavailableError):
+            insert(user + 1)
+        monkeypatch.setattr(fs.registry, "finish_write", registry_down)
+        with pytest.raises(OnlineStoreUnavailableError):
+            insert(user + 2)  # rolled back, its record left "aborted"
+        monkeypatch.setattr(fs.registry, "finish_write", healthy_finish)
+        monkeypatch.setattr(IcebergTable, "delete", conflict)
+        with pytest.raises(CommitError) as stuck:
+            insert(user + 3)
+        monkeypatch.setattr(IcebergTable, "delete", real_delete)
+        monkeypatch.setattr(fs, "_write_online", healthy_write)
+        fs.registry.next_write(group)  # a writer that dies before it commits
+        insert(user + 4)
+        if undo is not None:  # the previous round's stuck rows, deleted as its error says
+            eval(undo, {"fs": fs, "lf": lf})
+        call = re.search(r"remove them with (fs\.feature_group\(.*?\)\)) \(it failed", str(stuck.value))
+        assert call is not None
+        undo = call.group(1)
+        # every insert of the round left a record but the two that succeeded and the rolled-back one
+        assert len(_records(fs, group)) == 3 + (r > 0)
+        fs.materialize(group, stale_after=timedelta(0))  # nothing else is running
+        # all that is left: the insert whose rows are still in the history
+        assert _records(fs, group) == {6 * r + 4: "aborted"}
+        window = fs.materialize(group, start=T0 - timedelta(days=1), end=T0 + timedelta(days=1))
+        assert window.rows == 2 * (r + 1)  # the rows of the inserts that succeeded, and no other
+        online = fs.online_store.read(group, [user + k for k in range(5)])
+        assert [v is not None for v in online] == [True, False, False, False, True]
+    assert undo is not None
+    eval(undo, {"fs": fs, "lf": lf})
+    fs.materialize(group)
+    assert _records(fs, group) == {}
+    assert fs.registry.materialized(group) == fs.registry.writes(group) == 6 * rounds
+    assert sorted(int(u) for u in fg.read().column("user_id").to_pylist() if u is not None) == sorted(
+        100 * (r + 1) + k for r in range(rounds) for k in (0, 4)
+    )
+
+
+def test_the_inserts_table_stays_bounded_through_many_inserts_and_failures(
+    fs: lf.FeatureStore, monkeypatch: pytest.MonkeyPatch, no_backoff: None
+) -> None:
+    _mixed_inserts(fs, "g", 8, monkeypatch)
+
+
+def test_an_offline_group_forgets_the_records_of_dead_writers(fs: lf.FeatureStore) -> None:
+    fg = fs.create_feature_group("o", keys=["user_id"], event_time="ts", schema=USERS, online=False)
+    for n in range(20):
+        fs.registry.next_write("o")  # a writer that dies before it commits (never materialized: offline)
+        _backdate(fs.registry, "o", 2 * n + 1, timedelta(hours=2))
+        fg.insert(_row(n, n))
+        assert _records(fs, "o") == {}  # the dead writer's record went with the next insert
+    young = fs.registry.next_write("o")  # maybe still running: kept
+    fg.insert(_row(99, 99))
+    assert _records(fs, "o") == {young: "running"}
+    assert fg.read().num_rows == 21
+
+
+@pytest.mark.postgres
+def test_the_inserts_table_stays_bounded_on_postgres(
+    postgres_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_backoff: None
+) -> None:
+    import uuid
+
+    group = f"g_{uuid.uuid4().hex[:10]}"
+    _registry_pruning_contract(postgres_uri, group)
+    with lf.FeatureStore(catalog_uri=postgres_uri, warehouse=tmp_path / "wh", online=tmp_path / "online.db") as fs:
+        fs.create_feature_group(group, keys=["user_id"], event_time="ts", schema=USERS, properties=NO_RETRIES)
+        try:
+            _mixed_inserts(fs, group, 3, monkeypatch)
+        finally:
+            fs.delete_feature_group(group)

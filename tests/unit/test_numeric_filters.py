@@ -3,6 +3,8 @@ literals on integer columns, decimals at other scales, and exact Iceberg deletes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import lakefeed as lf
-from lakefeed.errors import FilterTypeError
-from lakefeed.expr import to_pyarrow
+from lakefeed.errors import ConfigError, FilterTypeError, UnsupportedOperationError
+from lakefeed.expr import Expr, to_pyarrow
 from lakefeed.expr_literals import normalize_literals
 from lakefeed.tables.iceberg_filter import to_iceberg_filter
 
@@ -186,3 +188,64 @@ def test_iceberg_write_filter_with_a_float_on_a_decimal_column_is_refused() -> N
     with pytest.raises(FilterTypeError, match="use a Decimal literal"):
         to_iceberg_filter(lf.col("p") > 1.5, schema, exact=True)
     assert str(to_iceberg_filter(lf.col("p") > 1.5, schema)) == "AlwaysTrue()"
+
+
+# -- Iceberg translation errors name the column -------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Custom(Expr):
+    """A filter node lakefeed does not know (someone's own ``Expr`` subclass)."""
+
+    column: str
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _Constant(Expr):
+    """An unknown filter node with no column."""
+
+
+WRITE_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("price", pa.decimal128(10, 2)),
+    ("seen_at", pa.timestamp("us")),
+    ("paid_at", pa.timestamp("us", tz="UTC")),
+    ("payload", pa.binary()),
+    ("label", pa.string()),
+]
+WRITE_SCHEMA = pa.schema(WRITE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("expr", "error", "column", "fix"),
+    [
+        (lf.col("price") > 1.5, FilterTypeError, "price", "use a Decimal literal such as Decimal('1.5')"),
+        (lf.col("seen_at") >= datetime(2026, 1, 1, tzinfo=UTC), FilterTypeError, "seen_at", "naive datetime"),
+        (lf.col("paid_at") < datetime(2026, 1, 1), FilterTypeError, "paid_at", "aware datetime"),
+        (lf.col("payload") == b"x", UnsupportedOperationError, "payload", "select the rows by other columns"),
+        (lf.col("payload").isin([b"x", b"y"]), UnsupportedOperationError, "payload", "by other columns"),
+        (lf.col("label").is_null() | _Custom("label"), ConfigError, "label", "build filters from lf.col(...)"),
+    ],
+)
+def test_iceberg_write_filter_errors_name_the_column(
+    expr: lf.Expr, error: type[Exception], column: str, fix: str
+) -> None:
+    with pytest.raises(error) as info:
+        to_iceberg_filter(expr, WRITE_SCHEMA, exact=True)
+    message = str(info.value)
+    assert f"column {column!r}" in message
+    assert fix in message
+
+
+def test_an_unknown_filter_node_is_refused_by_name_in_reads_too() -> None:
+    with pytest.raises(ConfigError, match=r"filter node _Custom \(on column 'label'\)"):
+        to_iceberg_filter(_Custom("label") & (lf.col("price") > 1), WRITE_SCHEMA)
+    with pytest.raises(ConfigError, match=r"filter node _Constant \(naming no column\)"):  # not a RecursionError
+        to_iceberg_filter(_Constant(), WRITE_SCHEMA, exact=True)
+
+
+def test_an_iceberg_delete_by_a_binary_column_names_it(tmp_path: Path) -> None:
+    data = pa.table({"id": pa.array([1, 2], pa.int64()), "payload": pa.array([b"x", b"y"], pa.binary())})
+    table = lf.Warehouse(tmp_path / "home").create_table("ns.blobs", data)
+    with pytest.raises(UnsupportedOperationError, match=r"column 'payload' \(binary\)"):
+        table.delete(lf.col("payload") == b"x")
+    assert table.scan().count() == 2  # nothing deleted

@@ -426,12 +426,9 @@ class _TableRecipe:
 
     def open(self) -> Table:
         if self.format == "iceberg":
-            from pyiceberg.table import StaticTable
-
             from lakefeed.tables.iceberg import IcebergTable
 
-            static = StaticTable.from_metadata(self.location, properties=dict(self.options))
-            return IcebergTable(static, self.name)
+            return IcebergTable.from_metadata(self.location, self.name, dict(self.options))
         if self.format == "delta":
             from lakefeed.tables.delta import DeltaTable
 

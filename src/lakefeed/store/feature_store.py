@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from lakefeed.errors import ConfigError, SchemaError
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, schema_to_b64
-from lakefeed.store.groups import FeatureGroup
+from lakefeed.store.groups import FeatureGroup, _rows_of
 from lakefeed.store.materialize import STALE_AFTER
 from lakefeed.store.registry import Registry
 
@@ -357,12 +357,33 @@ class FeatureStore:
         """Bring the online store up to date with a group's history (see :mod:`lakefeed.store.materialize`).
 
         ``stale_after``: an insert in flight this long is presumed dead and its committed rows published.
+        First the records of aborted inserts whose rows the history no longer holds are removed
+        from the registry (they are final, and there is nothing left for them to hold back).
         """
         from lakefeed.store.materialize import materialize
 
-        return materialize(
-            self, self.feature_group(group), start=start, end=end, progress=progress, stale_after=stale_after
-        )
+        fg = self.feature_group(group)
+        if fg.spec.online and not fg.spec.read_only:
+            self._forget_rolled_back(fg)
+        return materialize(self, fg, start=start, end=end, progress=progress, stale_after=stale_after)
+
+    def _forget_rolled_back(self, group: FeatureGroup) -> None:
+        """Remove the in-flight records of ``group``'s aborted inserts that have no rows left in its history.
+
+        Such a record is left when an insert's rollback was done but removing its record failed,
+        or when its rows were deleted by hand after a rollback that could not be done. The
+        history is read after the records: an insert commits its rows before it turns its record
+        ``aborted``, so a history with none of them here never holds them again (see
+        :meth:`Registry.forget_aborted`).
+        """
+        name = group.spec.name
+        aborted = sorted(w for w, i in self.registry.in_flight(name).items() if i.state == "aborted")
+        if not aborted:
+            return
+        table = group.table  # the current snapshot, read after the records
+        for write in aborted:
+            if table.scan(columns=[WRITE_COLUMN], filter=_rows_of(write)).count() == 0:
+                self.registry.forget_aborted(name, write)
 
     def close(self) -> None:
         """Close the registry, the online store and the catalog."""

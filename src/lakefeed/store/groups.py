@@ -287,6 +287,7 @@ def _forget_insert(registry: Any, group: str, write: int, *, finished: bool) -> 
     The record left behind is taken over by a materialization once stale (whatever rows the insert
     left are then published); so a finished insert warns, and a failed one keeps its own error.
     """
+    pending = sys.exc_info()[1]  # the insert's own error (called from a finally): the note goes on it
     try:
         registry.finish_write(group, write)
     except Exception as failure:
@@ -297,10 +298,8 @@ def _forget_insert(registry: Any, group: str, write: int, *, finished: bool) -> 
                 LakefeedWarning,
                 stacklevel=3,
             )
-        else:
-            exc = sys.exc_info()[1]
-            if exc is not None:
-                exc.add_note(f"removing insert {write}'s in-flight record from the registry failed too: {failure}")
+        elif pending is not None:
+            pending.add_note(f"removing insert {write}'s in-flight record from the registry failed too: {failure}")
 
 
 def _rows_of(write: int) -> Expr:

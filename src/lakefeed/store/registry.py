@@ -10,10 +10,24 @@ finished (committed and written online, or rolled back). An insert whose online 
 first turns its row ``aborted`` (atomically, and only if it is still ``running``), then rolls
 back; the row stays ``aborted`` when the rollback cannot be done, so that materialization never
 publishes that insert. A database created before this table existed gets it on open.
+
+A row is kept only while it is needed, so the table does not grow with the number of inserts:
+
+* a finished or rolled-back insert removes its own row (:meth:`Registry.finish_write`);
+* a ``running`` row its writer left behind (it died, or the registry failed as it finished) is
+  removed by the materialization that takes it over once stale (:meth:`Registry.take_over`); a
+  group that is not online is never materialized, so :meth:`Registry.next_write` removes such
+  rows of its group after :data:`~lakefeed.store.materialize.STALE_AFTER` (nothing reads them);
+* an ``aborted`` row stays while the group's history holds rows of that insert (a windowed
+  materialization would publish them otherwise); once the history has none (the rollback was
+  done but its row could not be removed, or the rows were deleted by hand as the ``CommitError``
+  says), :meth:`FeatureStore.materialize <lakefeed.FeatureStore.materialize>` removes it
+  (:meth:`Registry.forget_aborted`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +40,7 @@ from pydantic import BaseModel
 
 from lakefeed.errors import CatalogError, ConfigError, NotFoundError
 from lakefeed.store.definitions import FeatureGroupSpec, FeatureViewSpec, TrainingDatasetSpec
+from lakefeed.store.materialize import STALE_AFTER
 
 __all__ = ["InFlight", "Registry"]
 
@@ -168,19 +183,30 @@ class Registry:
     def next_write(self, group: str) -> int:
         """Take the next insert number of ``group`` (1, 2, ...) and record it as ``running``, atomically.
 
-        The caller must end it with :meth:`finish_write` (or :meth:`abort_write` first).
+        The caller must end it with :meth:`finish_write` (or :meth:`abort_write` first). For a
+        group that is not online (never materialized, so nothing reads its inserts in flight) the
+        same transaction removes the ``running`` records of its inserts that started
+        :data:`~lakefeed.store.materialize.STALE_AFTER` or longer ago: left by writers that died,
+        they would stay forever otherwise.
         """
         table = _KINDS["group"]
+        now = _now_micros()
         with self._begin() as conn:
             conn.execute(table.update().where(table.c.name == group).values(writes=table.c.writes + 1))
-            row = conn.execute(sa.select(table.c.writes).where(table.c.name == group)).first()
+            row = conn.execute(sa.select(table.c.writes, table.c.spec).where(table.c.name == group)).first()
             if row is None:
                 msg = f"no feature group {group!r}"
                 raise NotFoundError(msg)
             write = int(row[0])
-            conn.execute(
-                _INSERTS.insert().values(group_name=group, write=write, state="running", started_at=_now_micros())
-            )
+            if not _is_online(row[1]):
+                conn.execute(
+                    _INSERTS.delete().where(
+                        _INSERTS.c.group_name == group,
+                        _INSERTS.c.state == "running",
+                        _INSERTS.c.started_at <= now - STALE_AFTER // timedelta(microseconds=1),
+                    )
+                )
+            conn.execute(_INSERTS.insert().values(group_name=group, write=write, state="running", started_at=now))
         return write
 
     def in_flight(self, group: str) -> dict[int, InFlight]:
@@ -220,6 +246,21 @@ class Registry:
                 _INSERTS.c.write == write,
                 _INSERTS.c.state == "running",
                 _INSERTS.c.started_at <= cutoff,
+            )
+        )
+
+    def forget_aborted(self, group: str, write: int) -> bool:
+        """Remove the record of an ``aborted`` insert; False if there is none (any more).
+
+        Call it only once the group's history holds none of the insert's rows (its rollback was
+        done, or they were deleted by hand): while it holds some, the record is what keeps every
+        materialization, windowed ones included, from publishing them. The insert's rows were
+        committed before its record turned ``aborted``, so a history read after the record was
+        found ``aborted`` and holding none of them never holds them again.
+        """
+        return self._update_inserts(
+            _INSERTS.delete().where(
+                _INSERTS.c.group_name == group, _INSERTS.c.write == write, _INSERTS.c.state == "aborted"
             )
         )
 
@@ -292,6 +333,12 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({_redact(self.uri)!r})"
+
+
+def _is_online(spec_json: str) -> bool:
+    """Whether a stored feature group definition is online (the field's default when it is absent)."""
+    online = json.loads(spec_json).get("online", True)
+    return online is not False
 
 
 def _redact(uri: str) -> str:

@@ -106,6 +106,26 @@ class IcebergTable(Table):
         """The underlying ``pyiceberg.table.Table``."""
         return self._tbl
 
+    @classmethod
+    def from_metadata(cls, location: str, name: str, properties: dict[str, str] | None = None) -> IcebergTable:
+        """A read-only table at one metadata file (no catalog): what another process reopens.
+
+        Args:
+            location: The table's metadata file (``pyiceberg_table.metadata_location``).
+            name: The table's name in messages.
+            properties: FileIO properties (credentials, endpoints) to read its files with.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> t = lf.Warehouse(tempfile.mkdtemp()).create_table("d.m", pa.table({"x": [1, 2]}))
+            >>> again = IcebergTable.from_metadata(t.pyiceberg_table.metadata_location, t.name)
+            >>> again.scan().to_arrow().column("x").to_pylist()
+            [1, 2]
+        """
+        from pyiceberg.table import StaticTable
+
+        return cls(StaticTable.from_metadata(location, properties=dict(properties or {})), name)
+
     @property
     def schema(self) -> pa.Schema:
         """The current schema as Arrow."""

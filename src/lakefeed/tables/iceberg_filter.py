@@ -47,8 +47,8 @@ __all__ = ["to_iceberg_filter"]
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 
-def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any:
-    """The value pyiceberg should compare with (after ``normalize_literals``), or None when it cannot."""
+def _iceberg_literal(value: Any, column: str, arrow_type: pa.DataType, *, exact: bool) -> Any:
+    """The value pyiceberg should compare ``column`` with (after ``normalize_literals``), or None when it cannot."""
     import pyarrow as pa
 
     number = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
@@ -63,15 +63,24 @@ def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any
             return value
         if isinstance(value, float) and exact:  # compared as floats: no decimal literal is exact
             msg = (
-                f"a write filter on a {arrow_type} column compares the float {value!r} as a float; "
-                f"use a Decimal literal such as Decimal({str(value)!r})"
+                f"a write filter (delete or overwrite) compares column {column!r} ({arrow_type}) with the float "
+                f"{value!r}, which pyiceberg compares as a float, not exactly; use a Decimal literal such as "
+                f"Decimal({str(value)!r})"
             )
             raise FilterTypeError(msg)
     elif pa.types.is_timestamp(arrow_type) and isinstance(value, datetime):
         if (arrow_type.tz is None) == (value.tzinfo is None):
             return value.isoformat()
         if exact:
-            msg = f"column is {arrow_type} but {value!r} is {'aware' if value.tzinfo else 'naive'}"
+            msg = (
+                f"a write filter (delete or overwrite) compares column {column!r} ({arrow_type}) with the "
+                f"{'aware' if value.tzinfo else 'naive'} datetime {value!r}; use "
+                + (
+                    "a naive datetime, like the column's values (e.g. value.replace(tzinfo=None))"
+                    if arrow_type.tz is None
+                    else "an aware datetime (e.g. value.replace(tzinfo=timezone.utc))"
+                )
+            )
             raise FilterTypeError(msg)
         return None
     elif pa.types.is_date(arrow_type) and isinstance(value, date):
@@ -79,7 +88,11 @@ def _iceberg_literal(value: Any, arrow_type: pa.DataType, *, exact: bool) -> Any
     elif isinstance(value, (bool, str)):
         return value
     if exact:
-        msg = f"cannot translate {value!r} for a {arrow_type} column into an Iceberg filter"
+        msg = (
+            f"a write filter (delete or overwrite) on column {column!r} ({arrow_type}) compares it with "
+            f"{type(value).__name__} {value!r}, which Iceberg cannot evaluate exactly; select the rows by "
+            "other columns (keys, times, strings or numbers)"
+        )
         raise UnsupportedOperationError(msg)
     return None
 
@@ -117,7 +130,7 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
     }
 
     def lit(column: str, value: Any) -> Any:
-        return _iceberg_literal(value, schema.field(column).type, exact=exact)
+        return _iceberg_literal(value, column, schema.field(column).type, exact=exact)
 
     def prune(e: Expr) -> Any:
         """A superset of ``e``'s rows (``e`` in negation normal form)."""
@@ -144,8 +157,7 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             if isinstance(operand, IsNull) or (isinstance(operand, IsIn) and not operand.values):
                 return ie.NotNull(operand.column)
             return ie.AlwaysTrue()  # other negated leaves: no safe pruning
-        msg = f"unknown filter node {e!r}"
-        raise ConfigError(msg)
+        raise _unknown_node(e)
 
     def guarded(column: str, predicate: Any, *, nan: bool) -> Any:
         """``predicate`` on non-null values; on a float column NaN counts as ``nan``."""
@@ -181,14 +193,25 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             elif values:
                 member = ie.In(e.column, values) if truth else ie.NotIn(e.column, values)
             return guarded(e.column, member, nan=has_nan == truth)
-        msg = f"unknown filter node {e!r}"
-        raise ConfigError(msg)
+        raise _unknown_node(e)
 
     if not exact:
         pruned: BooleanExpression = prune(negation_normal_form(normalized, nan_columns=floats))
         return pruned
     rows: BooleanExpression = holds(normalized, True)
     return _mention_nan(rows, floats)
+
+
+def _unknown_node(e: Expr) -> ConfigError:
+    """The error for a filter node lakefeed does not know (an ``Expr`` subclass of someone else's)."""
+    # not str(e) or repr(e): both go through to_sql, whose own error on an unknown node repeats repr(e) endlessly
+    column = getattr(e, "column", None)
+    on = f"on column {column!r}" if isinstance(column, str) else "naming no column"
+    msg = (
+        f"cannot translate the filter node {type(e).__name__} ({on}) into an Iceberg filter; build filters "
+        "from lf.col(...) comparisons, .isin(), .is_null() and .between(), combined with &, | and ~"
+    )
+    return ConfigError(msg)
 
 
 def _mention_nan(expr: BooleanExpression, floats: frozenset[str]) -> BooleanExpression:
