@@ -133,7 +133,7 @@ def _row_concat(parts: Sequence[Arr]) -> Arr:
     """
     if len(parts) == 1:
         return parts[0]
-    out: Arr = pc.binary_join_element_wise(*(p.cast(BINARY) for p in parts), _EMPTY)
+    out: Arr = pc.binary_join_element_wise(*(p.cast(BINARY) for p in parts), _EMPTY)  # type: ignore[call-overload]
     return out
 
 
