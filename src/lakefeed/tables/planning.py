@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["ParquetFileInfo", "balanced_groups", "normalize_type"]
 
 SAMPLE_ROWS = 2048
+_SAMPLE_BUFFER = 1 << 16
+"""Read buffer per column chunk when sampling: a sample reads its first pages, not whole chunks."""
 _CACHE_SIZE = 4096
 
 T = TypeVar("T")
@@ -115,7 +117,8 @@ class ParquetFileInfo:
             if n == 0:
                 continue
             with self.filesystem.open_input_file(self.path) as handle:
-                pf = pq.ParquetFile(handle, metadata=self.metadata)
+                # streamed page by page: pre-buffering would read the columns' whole chunks for a sample
+                pf = pq.ParquetFile(handle, metadata=self.metadata, pre_buffer=False, buffer_size=_SAMPLE_BUFFER)
                 sample = next(pf.iter_batches(batch_size=SAMPLE_ROWS, row_groups=[rg], columns=todo), None)
             if sample is not None and sample.num_rows:
                 for name in todo:
