@@ -59,8 +59,8 @@ import numpy as np
 import pyarrow as pa
 
 from lakefeed.errors import ColumnNotFoundError, ConfigError
-from lakefeed.store._pit_gather import read_history
-from lakefeed.store._pit_sql import connect, match_rows
+from lakefeed.store._pit_gather import History, read_history
+from lakefeed.store._pit_sql import Match, connect, match_rows
 from lakefeed.store._pit_types import (
     TimeAxis,
     check_key_types,
@@ -436,6 +436,9 @@ def point_in_time_join(
     fields: list[pa.Field[Any]] = []
     report: dict[str, GroupReport] = {}
     row_numbers = pa.array(np.arange(spine.num_rows, dtype=np.int64))
+    # Every group's join runs first and DuckDB is closed before any features are read: the
+    # gathers then reuse the memory the joins had instead of adding to it.
+    matched: list[tuple[_Plan, History, Match]] = []
     with connect(memory_limit=memory_limit, threads=threads) as con:
         for plan in plans:
             src = plan.source
@@ -449,19 +452,23 @@ def point_in_time_join(
                 group=src.name,
                 memory_limit=memory_limit,
             )
-            taken = history.gather(match.rows)
-            del history
-            for feature, column in zip(src.feature_columns, taken.columns, strict=True):
-                field = taken.schema.field(feature)
-                fields.append(pa.field(src.output_name(feature), field.type, nullable=True, metadata=field.metadata))
-                arrays.append(column)
-            report[src.name] = GroupReport(
-                name=src.name,
-                spine_rows=spine.num_rows,
-                matched=match.matched,
-                without_features=spine.num_rows - match.matched,
-                expired=match.candidates - match.matched,
-            )
+            history.join = history.join.slice(0, 0)  # the positions are all the gather needs
+            matched.append((plan, history, match))
+    for plan, history, match in matched:
+        src = plan.source
+        taken = history.gather(match.rows)
+        for feature, column in zip(src.feature_columns, taken.columns, strict=True):
+            field = taken.schema.field(feature)
+            fields.append(pa.field(src.output_name(feature), field.type, nullable=True, metadata=field.metadata))
+            arrays.append(column)
+        report[src.name] = GroupReport(
+            name=src.name,
+            spine_rows=spine.num_rows,
+            matched=match.matched,
+            without_features=spine.num_rows - match.matched,
+            expired=match.candidates - match.matched,
+        )
+    del matched
     schema = spine.schema  # keeps the spine's metadata
     for field in fields:
         schema = schema.append(field)
