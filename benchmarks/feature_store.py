@@ -319,7 +319,10 @@ def lakefeed(args: argparse.Namespace, data: Path, work: Path, phase: str, *extr
 
 
 def repeated(times: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``run`` (a phase in a fresh process) ``times`` times: the median of each number, and every run."""
+    """``run`` (a phase in a fresh process) ``times`` times: the median of each number, and every run.
+
+    A phase with a failed run reports the error (its figures are not a median of all runs).
+    """
     runs = [run() for _ in range(max(1, times))]
     good = [r for r in runs if "error" not in r]
     if not good:
@@ -327,9 +330,13 @@ def repeated(times: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     out = dict(good[0])
     for key, value in good[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
-            out[key] = statistics.median(r[key] for r in good)
+            values = [r[key] for r in good if isinstance(r.get(key), int | float)]
+            out[key] = statistics.median(values)
     if len(runs) > 1:
         out["runs"] = runs
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        out["error"] = f"{len(failed)} of {len(runs)} runs failed: {failed[0]['error']}"
     return out
 
 
@@ -675,7 +682,7 @@ def goals(results: dict[str, Any]) -> None:
     print("\ngoals of the feature-store issue (medians of this run)")
     for name, path, op, target, spec in GOALS:
         value = get(results, *path)
-        if not isinstance(value, int | float):
+        if not isinstance(value, int | float) or "error" in (get(results, *path[:-1]) or {}):
             print(f"  {name:52} {'not measured':>12}")
             continue
         met = value >= target if op == ">=" else value <= target

@@ -568,6 +568,29 @@ def test_a_pickled_dataset_keeps_its_snapshot_filter_and_transform(tmp_path: Pat
     assert all((batch["features"] <= 0).all() for batch in expected[0])
 
 
+def test_a_pickled_dataset_keeps_its_schema_and_stratified_sampling(tmp_path: Path) -> None:
+    import pickle
+
+    from pyiceberg.types import LongType
+
+    from lakefeed.samplers import Stratified
+
+    data = pa.table(
+        {"id": np.arange(400, dtype=np.int64), "x": np.arange(400, dtype=np.float32), "y": np.arange(400) % 4}
+    )
+    table = lf.Warehouse(tmp_path).create_table("t.evolve", data)
+    common: dict[str, object] = {"batch_size": 32, "features": ["x"], "columns": ["id"], "num_workers": 2}
+    made = lf.torch_dataset(table, **common)  # type: ignore[arg-type]
+    with table.pyiceberg_table.update_schema() as update:  # a schema change makes no snapshot
+        update.add_column("z", LongType())
+    table.refresh()
+    made_after = lf.torch_dataset(table.scan(columns=["id", "x"], snapshot=table.snapshot_id), **common)  # type: ignore[arg-type]
+    stratified = lf.torch_dataset(table, sampling=Stratified("y", shares={0: 1, 1: 3}), **common)  # type: ignore[arg-type]
+    for ds in (made, made_after, stratified):
+        copy = pickle.loads(pickle.dumps(ds))  # both at the same position
+        _assert_same_batches(_batches(copy), _batches(ds))
+
+
 class _InMemoryPart(TablePart):
     def __init__(self, data: pa.Table) -> None:
         self.data, self.num_rows, self.estimated_bytes, self.path = data, data.num_rows, data.nbytes, "memory"

@@ -161,6 +161,20 @@ def test_online_vectors_are_the_latest_values(fs: lf.FeatureStore) -> None:
         view.get_feature_vector({"user_id": 1})
 
 
+def test_entity_keys_are_taken_as_given(fs: lf.FeatureStore) -> None:
+    from collections import defaultdict
+
+    view = fs.create_feature_view("serve_keys", ["users.clicks"])
+    entity: defaultdict[str, int] = defaultdict(int, {"item_id": 3})
+    with pytest.raises(ColumnNotFoundError, match="user_id"):  # no default key: user 0 is not served
+        view.get_feature_vector(entity)
+    assert "user_id" not in entity  # and the caller's mapping is left alone
+    for wrapped in ((1,), [1], {"user_id": 1}):  # a key value is one value, never the key's parts
+        with pytest.raises(SchemaError, match="user_id"):
+            view.get_feature_vector({"user_id": wrapped}, now=_day(6))
+    assert view.get_feature_vector({"user_id": np.int64(1)}, now=_day(6))["clicks"] == 15
+
+
 def test_a_view_pipeline_applies_offline_and_online_alike(fs: lf.FeatureStore) -> None:
     history = fs.feature_group("users").read()
     pipe = lt.Pipeline([lt.StandardScaler(columns=["clicks", "ctr"])]).fit(history)

@@ -614,7 +614,8 @@ def _recipe_of(loader: Loader) -> _LoaderRecipe:
         columns=tuple(scan.columns),
         filter=scan.filter,
         snapshot_id=scan.snapshot_id,
-        current=scan.snapshot_id == scan.table.snapshot_id,
+        # the table's current snapshot in its current schema (a schema change makes no snapshot)
+        current=scan.snapshot_id == scan.table.snapshot_id and scan.plan.table_schema.equals(scan.table.schema),
         arguments=arguments,
         counts=tuple(loader._task_counts()),
         layout=_layout(loader),

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from lakefeed.errors import ConfigError
 
@@ -128,6 +129,10 @@ class Stratified:
     def __hash__(self) -> int:
         shares = None if self.shares is None else frozenset(self.shares.items())
         return hash((type(self), self.column, shares))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the shares are kept in a read-only proxy, which does not pickle: rebuilt from a dict
+        return (type(self), (self.column, None if self.shares is None else dict(self.shares)))
 
     def __repr__(self) -> str:
         shares = None if self.shares is None else dict(self.shares)

@@ -252,20 +252,22 @@ class FeatureView:
 
 
 def _entity_keys(entities: Sequence[Mapping[str, Any]], names: Sequence[str], group: str) -> list[Any]:
-    """Each entity's key of a group: the value for one key column, a tuple in key order for several.
+    """Each entity's key of a group, as a 1-tuple or a tuple in key order (a plain int or str as it is).
 
     Raises:
-        ColumnNotFoundError: An entity lacks a key column.
+        ColumnNotFoundError: An entity lacks a key column (tested with ``in``: a ``defaultdict``
+            entity is not given a default key).
     """
-    try:
-        if len(names) == 1:
-            (name,) = names
-            return [e[name] for e in entities]
-        return [tuple(e[k] for k in names) for e in entities]
-    except KeyError:
-        missing = [k for k in names if any(k not in e for e in entities)]
+    missing = [k for k in names if any(k not in e for e in entities)]
+    if missing:
         msg = f"entities need the key(s) {missing} of feature group {group!r}"
-        raise ColumnNotFoundError(msg) from None
+        raise ColumnNotFoundError(msg)
+    if len(names) == 1:
+        (name,) = names
+        values = [e[name] for e in entities]
+        # a bare value must not be a tuple, list or mapping, which the store would take as the key's parts
+        return [v if type(v) is int or type(v) is str else (v,) for v in values]
+    return [tuple(e[k] for k in names) for e in entities]
 
 
 def _missing(result: Any) -> dict[str, int]:
