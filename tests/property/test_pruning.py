@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import lakefeed as lf
 from lakefeed.expr import to_pyarrow
-from lakefeed.tables.pruning import ColumnStats, dataset_filter, may_match
+from lakefeed.tables.pruning import ColumnStats, all_match, dataset_filter, may_match
 from lakefeed.testing import filters
 from tests.property.edge_literals import EDGE_DATA, EDGE_SCHEMA, edge_filters
 from tests.reference import python_filter_ids, reference_filter
@@ -108,3 +108,67 @@ def test_pyarrow_row_group_pruning_keeps_every_row_the_exact_filter_keeps(chunk:
         pq.write_table(chunk, f"{root}/a.parquet", row_group_size=2)
         read = ds.dataset(f"{root}/a.parquet").to_table(filter=exact if pushed is None else pushed)
     assert sorted(int(v) for v in read.filter(exact).column("id").to_pylist()) == python_filter_ids(chunk, expr)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunk=chunks(), expr=filters(SCHEMA))
+def test_a_chunk_read_without_its_filter_has_only_matching_rows(chunk: pa.Table, expr: lf.Expr) -> None:
+    if all_match(expr, _stats(chunk), chunk.num_rows, SCHEMA):
+        assert reference_filter(chunk, expr).num_rows == chunk.num_rows
+
+
+@settings(max_examples=400, deadline=None)
+@given(chunk=edge_chunks(), expr=edge_filters())
+def test_a_chunk_read_without_its_filter_by_nan_blind_statistics_has_only_matching_rows(
+    chunk: pa.Table, expr: lf.Expr
+) -> None:
+    """NaN, float32 columns, fractional and out-of-range literals on integer columns."""
+    if all_match(expr, _nan_blind_stats(chunk), chunk.num_rows, EDGE_SCHEMA):
+        assert len(python_filter_ids(chunk, expr)) == chunk.num_rows
+
+
+def test_all_match_is_certain_only_where_the_statistics_prove_it() -> None:
+    from lakefeed.expr import col
+
+    stats = {"i": ColumnStats(10, 20, 0), "d": ColumnStats(date(2024, 1, 1), date(2024, 2, 1), 0)}
+    proven = [
+        col("i") >= 10,
+        (col("i") > 9) & (col("i") <= 20),
+        col("i").between(0, 20),
+        col("i") != 21,
+        col("i").isin([5, 10]) | (col("i") < 100),
+        ~col("i").is_null(),
+        col("d") >= date(2024, 1, 1),
+    ]
+    unproven = [
+        col("i") > 10,
+        col("i") == 10,
+        col("i").isin([10, 20]),
+        col("f") >= 0,  # a float: NaN is not in its statistics
+        col("i").is_null(),
+        (col("i") >= 10) & (col("f") >= 0),
+    ]
+    assert all(all_match(e, stats, 5, SCHEMA) for e in proven)
+    assert not any(all_match(e, stats, 5, SCHEMA) for e in unproven)
+    with_nulls = {"i": ColumnStats(10, 20, 1)}
+    assert not all_match(col("i") >= 0, with_nulls, 5, SCHEMA)  # a null row fails every comparison
+
+
+def test_row_groups_every_row_of_which_passes_are_read_without_the_filter(tmp_path: Path) -> None:
+    import numpy as np
+
+    from lakefeed.expr import col
+
+    data = pa.table({"i": np.arange(10_000, dtype=np.int64), "f": np.arange(10_000, dtype=np.float64)})
+    table = lf.Warehouse(tmp_path).create_table("p.rg", data)
+    with table.pyiceberg_table.transaction() as tx:  # small row groups: 10 of 1,000 rows
+        tx.set_properties({"write.parquet.row-group-limit": "1000"})
+    table.refresh()
+    table.overwrite(data)
+    expr = (col("i") >= 2_000) & (col("i") < 7_500)
+    scan = table.scan(filter=expr)
+    parts = scan._plan_parts(scan.plan)
+    flags = sorted((p.row_groups, p.proven is not None) for p in parts)  # type: ignore[attr-defined]
+    assert [f for _, f in flags].count(True) == 5  # row groups 2-6: every row passes
+    got = scan.to_arrow().column("i").to_pylist()
+    assert got == list(range(2_000, 7_500))

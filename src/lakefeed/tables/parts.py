@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from lakefeed.expr import columns_of
+from lakefeed.expr import Expr, columns_of
 from lakefeed.tables.base import BATCH_ROWS, ReadPlan, TablePart, translate_missing_file
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class ParquetPart(TablePart):
     rename: dict[str, str] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
     exact_rows: bool = True
+    proven: Expr | None = None
+    """A filter every row of these row groups satisfies, by their statistics: read without it."""
 
     def merge(self, other: TablePart) -> TablePart | None:
         """Join an adjacent part of the same file into one, or return None."""
@@ -64,6 +66,7 @@ class ParquetPart(TablePart):
                 file_schema=self.file_schema,
                 rename=self.rename,
                 constants=self.constants,
+                proven=self.proven if self.proven == other.proven else None,
             )
         return None
 
@@ -99,10 +102,11 @@ class ParquetPart(TablePart):
         file_names = set(self.file_schema.names)
         direct = self.is_direct(plan)
         as_stored = not self.rename and not self.constants and all(c in file_names for c in wanted)
-        if as_stored and plan.arrow_filter is None and plan.columns:
-            # No filter: the Parquet reader streams the row groups page by page, so the first
-            # rows arrive before the whole row group is decoded (the dataset scanner decodes a
-            # row group completely before it yields). Types that differ from the table's only
+        unfiltered = plan.arrow_filter is None or (self.proven is not None and self.proven == plan.filter)
+        if as_stored and unfiltered and plan.columns:
+            # No filter (or one every row passes): the Parquet reader streams the row groups
+            # page by page, so the first rows arrive before the whole row group is decoded (the
+            # dataset scanner decodes a row group completely before it yields). Types that differ from the table's only
             # (e.g. large_string stored for string) are cast batch by batch in ``finish``.
             import pyarrow.parquet as pq
 
@@ -167,6 +171,7 @@ def parquet_file_parts(
 ) -> list[TablePart]:
     """One :class:`ParquetPart` per row group of a Parquet file, sized for ``plan``'s columns."""
     from lakefeed.tables.planning import ParquetFileInfo
+    from lakefeed.tables.pruning import all_match
 
     rename = rename or {}
     constants = constants or {}
@@ -182,10 +187,15 @@ def parquet_file_parts(
         raise translated from exc
     estimate_columns = [rename.get(c, c) for c in plan.columns if c not in constants]
     sizes = info.row_group_bytes(estimate_columns)
+    provable = plan.filter is not None and not rename and not constants  # statistics under the table's names
     parts: list[TablePart] = []
     for rg, (rows, size) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
         if rows == 0:
             continue
+        proven = None
+        if provable:
+            stats = info.row_group_stats(rg, plan.filter_columns)
+            proven = plan.filter if all_match(plan.filter, stats, rows, plan.table_schema) else None
         parts.append(
             ParquetPart(
                 path=path,
@@ -196,6 +206,7 @@ def parquet_file_parts(
                 file_schema=info.schema,
                 rename=rename,
                 constants=constants,
+                proven=proven,
             )
         )
     return parts

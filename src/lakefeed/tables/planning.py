@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    from lakefeed.tables.pruning import ColumnStats
+
 __all__ = ["ParquetFileInfo", "balanced_groups", "normalize_type"]
 
 SAMPLE_ROWS = 2048
@@ -103,6 +105,25 @@ class ParquetFileInfo:
             raw = (f.metadata or {}).get(b"PARQUET:field_id")
             if raw is not None:
                 out[int(raw)] = f.name
+        return out
+
+    def row_group_stats(self, rg: int, columns: Sequence[str]) -> dict[str, ColumnStats]:
+        """Min, max and null count of top-level, single-leaf ``columns`` (file names) in row group ``rg``.
+
+        Columns without complete statistics are left out.
+        """
+        from lakefeed.tables.pruning import ColumnStats
+
+        group = self.metadata.row_group(rg)
+        out: dict[str, ColumnStats] = {}
+        for name in columns:
+            leaves = self._leaves.get(name, [])
+            if len(leaves) != 1 or self.metadata.schema.column(leaves[0]).path != name:
+                continue
+            stats = group.column(leaves[0]).statistics
+            if stats is None or not stats.has_min_max or not getattr(stats, "has_null_count", False):
+                continue
+            out[name] = ColumnStats(min=stats.min, max=stats.max, null_count=stats.null_count)
         return out
 
     def _measure(self, columns: Sequence[str]) -> None:

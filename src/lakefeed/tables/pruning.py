@@ -2,7 +2,8 @@
 
 :func:`may_match` answers "can any row of a file whose columns have these statistics satisfy
 the filter?". It says no only when that is certain, so skipping a file never loses a row; the
-exact filter is applied to whatever is read.
+exact filter is applied to whatever is read. :func:`all_match` answers the converse, "does every
+row satisfy it?", yes only when that is certain: such row groups are read without the filter.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-__all__ = ["ColumnStats", "dataset_filter", "may_match", "usable_for_pruning"]
+__all__ = ["ColumnStats", "all_match", "dataset_filter", "may_match", "usable_for_pruning"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,83 @@ def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
         if isinstance(e, Not) and isinstance(e.operand, IsNull):
             return not all_null(e.operand.column)
         return True  # other negated leaves: unknown
+
+    return go(_prepared(expr, schema))
+
+
+def all_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, schema: pa.Schema) -> bool:
+    """Whether every row of a file (or row group) with these statistics satisfies ``expr``, for certain.
+
+    Only signed integer and date columns count (exact statistics, no NaN), and only without
+    nulls (a null compares as unknown, which a filter drops); anything else is "not certain".
+
+    Args:
+        expr: The filter.
+        stats: Statistics of the columns (min, max and null count all known where used).
+        num_rows: Rows in the file or row group.
+        schema: The table schema.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> from lakefeed.expr import col
+        >>> s = {"x": ColumnStats(min=10, max=20, null_count=0)}
+        >>> schema = pa.schema([("x", pa.int64())])
+        >>> all_match(col("x") >= 10, s, 100, schema), all_match(col("x") > 10, s, 100, schema)
+        (True, False)
+    """
+    import pyarrow as pa
+
+    if expr is None or num_rows == 0:
+        return True
+
+    def exact(column: str) -> tuple[Any, Any] | None:
+        s = stats.get(column)
+        if s is None or s.null_count != 0 or s.min is None or s.max is None or column not in schema.names:
+            return None
+        t = schema.field(column).type
+        if not (pa.types.is_signed_integer(t) or pa.types.is_date32(t)):
+            return None
+        return s.min, s.max
+
+    def compare(column: str, op: str, value: Any) -> bool:
+        b = exact(column)
+        if b is None:
+            return False
+        lo, hi = b
+        if not (_comparable(value, lo) and _comparable(value, hi)):
+            return False
+        if op == "==":
+            return bool(lo == hi == value)
+        if op == "!=":
+            return bool(value < lo or value > hi)
+        if op == "<":
+            return bool(hi < value)
+        if op == "<=":
+            return bool(hi <= value)
+        if op == ">":
+            return bool(lo > value)
+        if op == ">=":
+            return bool(lo >= value)
+        return False
+
+    def go(e: Expr) -> bool:
+        if isinstance(e, Compare):
+            return compare(e.column, e.op, e.value)
+        if isinstance(e, IsIn):
+            return any(compare(e.column, "==", v) for v in e.values)
+        if isinstance(e, Between):
+            return compare(e.column, ">=", e.low) and compare(e.column, "<=", e.high)
+        if isinstance(e, IsNull):
+            s = stats.get(e.column)
+            return s is not None and s.null_count is not None and s.null_count >= num_rows
+        if isinstance(e, Not) and isinstance(e.operand, IsNull):
+            s = stats.get(e.operand.column)
+            return s is not None and s.null_count == 0
+        if isinstance(e, And):
+            return go(e.left) and go(e.right)
+        if isinstance(e, Or):
+            return go(e.left) or go(e.right)
+        return False  # anything else: not certain
 
     return go(_prepared(expr, schema))
 
