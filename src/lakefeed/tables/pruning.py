@@ -9,6 +9,7 @@ row satisfy it?", yes only when that is certain: such row groups are read withou
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -123,25 +124,12 @@ def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
             return bool(hi >= value)
         return True  # "!=": only a file holding nothing but that value could be skipped; not worth it
 
-    def go(e: Expr) -> bool:
-        if isinstance(e, Compare):
-            return compare(e.column, e.op, e.value)
-        if isinstance(e, IsIn):
-            return any(compare(e.column, "==", v) for v in e.values)
-        if isinstance(e, Between):
-            return compare(e.column, ">=", e.low) and compare(e.column, "<=", e.high)
-        if isinstance(e, IsNull):
-            b = bounds(e.column)
-            return b is None or b[2] is None or b[2] > 0
-        if isinstance(e, And):
-            return go(e.left) and go(e.right)
-        if isinstance(e, Or):
-            return go(e.left) or go(e.right)
-        if isinstance(e, Not) and isinstance(e.operand, IsNull):
-            return not all_null(e.operand.column)
-        return True  # other negated leaves: unknown
+    def some_null(column: str) -> bool:
+        b = bounds(column)
+        return b is None or b[2] is None or b[2] > 0
 
-    return go(_prepared(expr, schema))
+    # other negated leaves: unknown, so maybe
+    return _walk(_prepared(expr, schema), compare, some_null, lambda c: not all_null(c), unknown=True)
 
 
 def all_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, schema: pa.Schema) -> bool:
@@ -199,26 +187,45 @@ def all_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
             return bool(lo >= value)
         return False
 
-    def go(e: Expr) -> bool:
-        if isinstance(e, Compare):
-            return compare(e.column, e.op, e.value)
-        if isinstance(e, IsIn):
-            return any(compare(e.column, "==", v) for v in e.values)
-        if isinstance(e, Between):
-            return compare(e.column, ">=", e.low) and compare(e.column, "<=", e.high)
-        if isinstance(e, IsNull):
-            s = stats.get(e.column)
-            return s is not None and s.null_count is not None and s.null_count >= num_rows
-        if isinstance(e, Not) and isinstance(e.operand, IsNull):
-            s = stats.get(e.operand.column)
-            return s is not None and s.null_count == 0
-        if isinstance(e, And):
-            return go(e.left) and go(e.right)
-        if isinstance(e, Or):
-            return go(e.left) or go(e.right)
-        return False  # anything else: not certain
+    def every_null(column: str) -> bool:
+        s = stats.get(column)
+        return s is not None and s.null_count is not None and s.null_count >= num_rows
 
-    return go(_prepared(expr, schema))
+    def no_null(column: str) -> bool:
+        s = stats.get(column)
+        return s is not None and s.null_count == 0
+
+    return _walk(_prepared(expr, schema), compare, every_null, no_null, unknown=False)
+
+
+def _walk(
+    e: Expr,
+    compare: Callable[[str, str, Any], bool],
+    is_null: Callable[[str], bool],
+    not_null: Callable[[str], bool],
+    *,
+    unknown: bool,
+) -> bool:
+    """Evaluate a filter in negation normal form over per-leaf answers (AND and OR of booleans)."""
+    if isinstance(e, Compare):
+        return compare(e.column, e.op, e.value)
+    if isinstance(e, IsIn):
+        return any(compare(e.column, "==", v) for v in e.values)
+    if isinstance(e, Between):
+        return compare(e.column, ">=", e.low) and compare(e.column, "<=", e.high)
+    if isinstance(e, IsNull):
+        return is_null(e.column)
+    if isinstance(e, Not) and isinstance(e.operand, IsNull):
+        return not_null(e.operand.column)
+    if isinstance(e, And):
+        return _walk(e.left, compare, is_null, not_null, unknown=unknown) and _walk(
+            e.right, compare, is_null, not_null, unknown=unknown
+        )
+    if isinstance(e, Or):
+        return _walk(e.left, compare, is_null, not_null, unknown=unknown) or _walk(
+            e.right, compare, is_null, not_null, unknown=unknown
+        )
+    return unknown
 
 
 @functools.lru_cache(maxsize=64)
