@@ -466,7 +466,8 @@ def to_pyarrow(expr: Expr, schema: pa.Schema) -> pc.Expression:
             return go(e.left) | go(e.right)
         if isinstance(e, Not):
             return ~go(e.operand)
-        msg = f"unknown filter node {e!r}"
+        # the node's type, not its repr: an Expr's repr is its SQL, which would come back here
+        msg = f"unknown filter node {type(e).__name__}; build filters from lf.col(...) and its operators"
         raise FilterError(msg)
 
     return go(normalize_literals(expr, schema))
@@ -533,7 +534,8 @@ def to_sql(expr: Expr, *, leaf: Callable[[Expr], str | None] | None = None, _pre
             return f"({go(e.left)}{or_}{go(e.right)})"
         if isinstance(e, Not):
             return f"{not_}{go(e.operand)}" if _pretty else f"(NOT {go(e.operand)})"
-        msg = f"unknown filter node {e!r}"
+        # the node's type, not its repr: an Expr's repr is its SQL, which would come back here
+        msg = f"unknown filter node {type(e).__name__}; build filters from lf.col(...) and its operators"
         raise FilterError(msg)
 
     return go(expr)

@@ -243,6 +243,16 @@ def test_an_unknown_filter_node_is_refused_by_name_in_reads_too() -> None:
         to_iceberg_filter(_Constant(), WRITE_SCHEMA, exact=True)
 
 
+def test_an_unknown_filter_node_is_refused_by_name_in_sql_and_arrow() -> None:
+    from lakefeed.errors import FilterError
+
+    for node in (_Custom("label"), _Constant()):
+        with pytest.raises(FilterError, match=f"unknown filter node {type(node).__name__}"):  # not a RecursionError
+            str(node)
+        with pytest.raises(FilterError, match=f"unknown filter node {type(node).__name__}"):
+            to_pyarrow(node, WRITE_SCHEMA)
+
+
 def test_an_iceberg_delete_by_a_binary_column_names_it(tmp_path: Path) -> None:
     data = pa.table({"id": pa.array([1, 2], pa.int64()), "payload": pa.array([b"x", b"y"], pa.binary())})
     table = lf.Warehouse(tmp_path / "home").create_table("ns.blobs", data)
