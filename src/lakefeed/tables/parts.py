@@ -171,7 +171,7 @@ def parquet_file_parts(
 ) -> list[TablePart]:
     """One :class:`ParquetPart` per row group of a Parquet file, sized for ``plan``'s columns."""
     from lakefeed.tables.planning import ParquetFileInfo
-    from lakefeed.tables.pruning import all_match
+    from lakefeed.tables.pruning import all_match, provable_columns
 
     rename = rename or {}
     constants = constants or {}
@@ -187,14 +187,15 @@ def parquet_file_parts(
         raise translated from exc
     estimate_columns = [rename.get(c, c) for c in plan.columns if c not in constants]
     sizes = info.row_group_bytes(estimate_columns)
-    provable = plan.filter is not None and not rename and not constants  # statistics under the table's names
+    # statistics under the table's names, of the columns all_match can use
+    provable = plan.filter is not None and not rename and not constants and bool(provable_columns(plan))
     parts: list[TablePart] = []
     for rg, (rows, size) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
         if rows == 0:
             continue
         proven = None
         if provable:
-            stats = info.row_group_stats(rg, plan.filter_columns)
+            stats = info.row_group_stats(rg, provable_columns(plan))
             proven = plan.filter if all_match(plan.filter, stats, rows, plan.table_schema) else None
         parts.append(
             ParquetPart(

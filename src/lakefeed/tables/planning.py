@@ -123,7 +123,10 @@ class ParquetFileInfo:
             stats = group.column(leaves[0]).statistics
             if stats is None or not stats.has_min_max or not getattr(stats, "has_null_count", False):
                 continue
-            out[name] = ColumnStats(min=stats.min, max=stats.max, null_count=stats.null_count)
+            try:
+                out[name] = ColumnStats(min=stats.min, max=stats.max, null_count=stats.null_count)
+            except (ArithmeticError, NotImplementedError, TypeError, ValueError):
+                continue  # statistics pyarrow cannot convert (e.g. some decimals): left out
         return out
 
     def _measure(self, columns: Sequence[str]) -> None:

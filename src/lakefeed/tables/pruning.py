@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-__all__ = ["ColumnStats", "all_match", "dataset_filter", "may_match", "usable_for_pruning"]
+    from lakefeed.tables.base import ReadPlan
+
+__all__ = ["ColumnStats", "all_match", "dataset_filter", "may_match", "provable_columns", "usable_for_pruning"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,19 @@ def may_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
     return _walk(_prepared(expr, schema), compare, some_null, lambda c: not all_null(c), unknown=True)
 
 
+def _provable_type(t: pa.DataType) -> bool:
+    """Types :func:`all_match` trusts statistics of: exact, and without NaN."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_signed_integer(t) or pa.types.is_date32(t))
+
+
+def provable_columns(plan: ReadPlan) -> list[str]:
+    """The filter's columns whose statistics :func:`all_match` can use (signed integers and dates)."""
+    schema = plan.table_schema
+    return [c for c in plan.filter_columns if c in schema.names and _provable_type(schema.field(c).type)]
+
+
 def all_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, schema: pa.Schema) -> bool:
     """Whether every row of a file (or row group) with these statistics satisfies ``expr``, for certain.
 
@@ -152,8 +167,6 @@ def all_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
         >>> all_match(col("x") >= 10, s, 100, schema), all_match(col("x") > 10, s, 100, schema)
         (True, False)
     """
-    import pyarrow as pa
-
     if expr is None or num_rows == 0:
         return True
 
@@ -161,8 +174,7 @@ def all_match(expr: Expr | None, stats: dict[str, ColumnStats], num_rows: int, s
         s = stats.get(column)
         if s is None or s.null_count != 0 or s.min is None or s.max is None or column not in schema.names:
             return None
-        t = schema.field(column).type
-        if not (pa.types.is_signed_integer(t) or pa.types.is_date32(t)):
+        if not _provable_type(schema.field(column).type):
             return None
         return s.min, s.max
 
