@@ -47,7 +47,8 @@ class ParquetPart(TablePart):
     constants: dict[str, Any] = field(default_factory=dict)
     exact_rows: bool = True
     proven: Expr | None = None
-    """A filter every row of these row groups satisfies, by their statistics: read without it."""
+    """The plan's filter (that object) when every row of these row groups satisfies it, by their
+    statistics: a plan with that filter reads them without it."""
 
     def merge(self, other: TablePart) -> TablePart | None:
         """Join an adjacent part of the same file into one, or return None."""
@@ -66,7 +67,7 @@ class ParquetPart(TablePart):
                 file_schema=self.file_schema,
                 rename=self.rename,
                 constants=self.constants,
-                proven=self.proven if self.proven == other.proven else None,
+                proven=self.proven if self.proven is other.proven else None,
             )
         return None
 
@@ -102,12 +103,13 @@ class ParquetPart(TablePart):
         file_names = set(self.file_schema.names)
         direct = self.is_direct(plan)
         as_stored = not self.rename and not self.constants and all(c in file_names for c in wanted)
-        unfiltered = plan.arrow_filter is None or (self.proven is not None and self.proven == plan.filter)
+        unfiltered = plan.arrow_filter is None or (self.proven is not None and self.proven is plan.filter)
         if as_stored and unfiltered and plan.columns:
             # No filter (or one every row passes): the Parquet reader streams the row groups
             # page by page, so the first rows arrive before the whole row group is decoded (the
-            # dataset scanner decodes a row group completely before it yields). Types that differ from the table's only
-            # (e.g. large_string stored for string) are cast batch by batch in ``finish``.
+            # dataset scanner decodes a row group completely before it yields). Types that
+            # differ from the table's only (e.g. large_string stored for string) are cast
+            # batch by batch in ``finish``.
             import pyarrow.parquet as pq
 
             with self.filesystem.open_input_file(self.path) as source:
@@ -188,14 +190,14 @@ def parquet_file_parts(
     estimate_columns = [rename.get(c, c) for c in plan.columns if c not in constants]
     sizes = info.row_group_bytes(estimate_columns)
     # statistics under the table's names, of the columns all_match can use
-    provable = plan.filter is not None and not rename and not constants and bool(provable_columns(plan))
+    provable = provable_columns(plan) if plan.filter is not None and not rename and not constants else []
     parts: list[TablePart] = []
     for rg, (rows, size) in enumerate(zip(info.row_group_rows, sizes, strict=True)):
         if rows == 0:
             continue
         proven = None
         if provable:
-            stats = info.row_group_stats(rg, provable_columns(plan))
+            stats = info.row_group_stats(rg, provable)
             proven = plan.filter if all_match(plan.filter, stats, rows, plan.table_schema) else None
         parts.append(
             ParquetPart(
