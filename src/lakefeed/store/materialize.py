@@ -153,7 +153,8 @@ def materialize(
             if has_write:
                 in_insert = (col(WRITE_COLUMN) >= write << 32) & (col(WRITE_COLUMN) < (write + 1) << 32)
                 row_filter = in_insert if row_filter is None else row_filter & in_insert
-            read = _Counted(table.scan(filter=row_filter).to_batches())
+            # one task read ahead: encoding and writing the records keep the other core busy
+            read = _Counted(table.scan(filter=row_filter).to_batches(prefetch=1))
             updated += store._write_online(spec, read)
             rows += read.rows
             if window is None and has_write and write <= limit:
