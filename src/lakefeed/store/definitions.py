@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakefeed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lakefeed.expr import Expr
 
 __all__ = [
     "FeatureGroupSpec",
@@ -21,6 +24,7 @@ __all__ = [
     "FeatureViewSpec",
     "TrainingDatasetSpec",
     "WRITE_COLUMN",
+    "insert_rows",
     "parse_feature_refs",
     "schema_from_b64",
     "schema_to_b64",
@@ -28,6 +32,19 @@ __all__ = [
 
 WRITE_COLUMN = "_lf_write"
 """Hidden column of every feature group: the write order (insert number << 32 | row in the insert)."""
+
+
+def insert_rows(write: int) -> Expr:
+    """A filter matching exactly the rows of insert ``write`` (its range of :data:`WRITE_COLUMN`).
+
+    Example:
+        >>> str(insert_rows(2))
+        '((_lf_write >= 8589934592) & (_lf_write < 12884901888))'
+    """
+    from lakefeed.expr import col
+
+    return (col(WRITE_COLUMN) >= write << 32) & (col(WRITE_COLUMN) < (write + 1) << 32)
+
 
 SourceFormat = Literal["iceberg", "paimon", "delta", "parquet"]
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakefeed.errors import ConfigError, SchemaError
-from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, schema_to_b64
-from lakefeed.store.groups import FeatureGroup, _rows_of
+from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, insert_rows, schema_to_b64
+from lakefeed.store.groups import FeatureGroup
 from lakefeed.store.materialize import STALE_AFTER
 from lakefeed.store.registry import Registry
 
@@ -382,7 +382,7 @@ class FeatureStore:
             return
         table = group.table  # the current snapshot, read after the records
         for write in aborted:
-            if table.scan(columns=[WRITE_COLUMN], filter=_rows_of(write)).count() == 0:
+            if table.scan(columns=[WRITE_COLUMN], filter=insert_rows(write)).count() == 0:
                 self.registry.forget_aborted(name, write)
 
     def close(self) -> None:

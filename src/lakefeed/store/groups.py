@@ -15,12 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakefeed.errors import CommitConflictError, CommitError, LakefeedWarning, SchemaError, UnsupportedOperationError
-from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec
+from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, insert_rows
 from lakefeed.tables.iceberg import IcebergTable
 from lakefeed.tables.iceberg_files import IcebergFileAppend
 
 if TYPE_CHECKING:
-    from lakefeed.expr import Expr
     from lakefeed.store.feature_store import FeatureStore
     from lakefeed.tables import Table
 
@@ -194,7 +193,9 @@ class FeatureGroup:
                     if not claimed:
                         raise _taken_over(spec, write, rows, exc) from exc
                     keep_record = True
-                    _retry_commit(table, lambda t: t.delete(_rows_of(write)), what=_undo_call(spec, write), cause=exc)
+                    _retry_commit(
+                        table, lambda t: t.delete(insert_rows(write)), what=_undo_call(spec, write), cause=exc
+                    )
                     keep_record = False  # rolled back: nothing of the insert is left
                     raise
                 if registry.materialized(spec.name) == write - 1:
@@ -300,13 +301,6 @@ def _forget_insert(registry: Any, group: str, write: int, *, finished: bool) -> 
             )
         elif pending is not None:
             pending.add_note(f"removing insert {write}'s in-flight record from the registry failed too: {failure}")
-
-
-def _rows_of(write: int) -> Expr:
-    """A filter matching exactly the rows of insert ``write`` (its write-order range)."""
-    from lakefeed.expr import col
-
-    return (col(WRITE_COLUMN) >= write << 32) & (col(WRITE_COLUMN) < (write + 1) << 32)
 
 
 def _undo_call(spec: FeatureGroupSpec, write: int) -> str:

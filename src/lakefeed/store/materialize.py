@@ -45,7 +45,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from lakefeed.errors import ConfigError
-from lakefeed.store.definitions import WRITE_COLUMN
+from lakefeed.store.definitions import WRITE_COLUMN, insert_rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -151,7 +151,7 @@ def materialize(
         for write in inserts:
             row_filter = window
             if has_write:
-                in_insert = (col(WRITE_COLUMN) >= write << 32) & (col(WRITE_COLUMN) < (write + 1) << 32)
+                in_insert = insert_rows(write)
                 row_filter = in_insert if row_filter is None else row_filter & in_insert
             # one task read ahead: encoding and writing the records keep the other core busy
             read = _Counted(table.scan(filter=row_filter).to_batches(prefetch=1))
