@@ -396,6 +396,40 @@ def test_a_cache_on_the_device_gives_the_same_batches_and_resumes_exactly(uneven
     _same(_rows(resumed.torch(device="cpu", cache_on_device=True)), _rows(reference.torch())[5:])
 
 
+@pytest.mark.parametrize("gather_batches", [1, 3, 1000])
+def test_batches_sliced_from_a_device_gather_are_the_hosts_and_independent(
+    uneven: lf.Table, monkeypatch: pytest.MonkeyPatch, gather_batches: int
+) -> None:
+    """A gather of several batches at once, sliced per batch: the host's batches, each its own memory."""
+    from lakefeed.frameworks import torch as adapter
+
+    # rows of 8 bytes (x as float32, id as int32 after the cast): a gather of `gather_batches` batches
+    monkeypatch.setattr(adapter, "GATHER_BYTES", gather_batches * 64 * 8)
+
+    def loader() -> lf.Loader:
+        return lf.Loader(
+            uneven, batch_size=64, features=["x"], label="id", seed=3, cache="memory", dtypes={"label": "int32"}
+        )
+
+    host, device = loader(), loader()
+    reference = _rows(host.torch())
+    got = []
+    for b in device.torch(device="cpu", cache_on_device=True):
+        got.append((b["features"].numpy().copy(), b["label"].numpy().copy()))
+        b["features"].fill_(-1.0)  # a consumer changing its batch in place changes no later batch
+        b["label"].zero_()
+    _same(got, reference)
+    assert device.stats()["batches"] == len(reference)
+    # resumed in the middle of a gather: the rest of the epoch, bit for bit
+    first = loader()
+    for i, _ in enumerate(first.torch(device="cpu", cache_on_device=True)):
+        if i == 4:
+            break
+    resumed = loader()
+    resumed.load_state_dict(first.state_dict())
+    _same(_rows(resumed.torch(device="cpu", cache_on_device=True)), reference[5:])
+
+
 @pytest.mark.parametrize(
     "options",
     [{"drop_last": True}, {"sampling": "weighted"}, {"shuffle": False}],

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["TorchBatches", "TorchDataset", "to_tensors", "torch_dataset", "torch_dataset_class"]
 
 _EPOCH, _START, _PENDING = 0, 1, 2  # the slots of TorchDataset._shared
+# A device cache gathers the rows of this many bytes of batches at once (at least one batch):
+# one kernel per column every few batches, each batch a slice of it
+GATHER_BYTES = 32 << 20
 
 
 def _torch() -> Any:
@@ -130,11 +133,14 @@ class TorchBatches:
     def _iter_device_cache(self) -> Iterator[dict[str, Any]]:
         """Each batch gathered out of the device cache, on the consumer's thread and current stream.
 
-        The epoch's order goes to the device once; a batch is then a slice of it and one gather
-        kernel per column, queued behind the model's work on the batch before: no copy, no
-        thread, a few microseconds of Python (a second thread would take the interpreter from
-        the training loop while it launches the model's kernels). Variable-length lists and
-        strings are gathered on the host.
+        The epoch's order goes to the device once. The rows of several batches to come (about
+        :data:`GATHER_BYTES`) are gathered at once, one kernel per column queued behind the
+        model's work; a batch is then a slice of that gather: no copy, no thread, and per batch
+        only the Python of two slices (a second thread would take the interpreter from the
+        training loop while it launches the model's kernels, and a gather per batch would add
+        its launch to every step and its kernel between every two). The batches are those of
+        the host's cache, bit for bit; each is a view of its own rows, so changing one in place
+        changes no other. Variable-length lists and strings are gathered on the host.
         """
         from lakefeed.loader.convert import Ragged
 
@@ -142,15 +148,24 @@ class TorchBatches:
         cache = self._device_cache()
         on_device = [(k, v) for k, v in cache.items() if isinstance(v, torch.Tensor)]
         on_host = [(k, v) for k, v in cache.items() if not isinstance(v, torch.Tensor)]
+        row_bytes = sum(v.element_size() * (v[0].numel() if len(v) else 1) for _, v in on_device)
+        batch_size = self.loader.batch_size
+        ahead = max(batch_size, GATHER_BYTES // max(row_bytes, 1) // batch_size * batch_size)
         epoch = self.loader.epoch  # the epoch iterate() reads (it starts at its first batch)
         order = None
+        lo = hi = 0  # the rows of the order gathered last: order[lo:hi]
+        gathered: list[tuple[str, Any]] = []
         for batch in self.loader.iterate(rows_only=True):
             rows, start = batch["rows"], batch["start"]
             if order is None:  # the first batch drew (or took) this epoch's order: one copy to the device
                 positions = self.loader.cache_order(epoch).astype(np.int64)
                 order = to_tensors({"order": positions}, device=self.device, pin_memory=self.pin_memory)["order"]
-            index = order[start : start + len(rows)]
-            out = {k: v.index_select(0, index) for k, v in on_device}
+            end = start + len(rows)
+            if start < lo or end > hi:  # the batches from this one on, up to GATHER_BYTES of them
+                lo, hi = start, max(end, min(start + ahead, len(order)))
+                index = order[lo:hi]
+                gathered = [(k, v.index_select(0, index)) for k, v in on_device]
+            out = {k: v[start - lo : end - lo] for k, v in gathered}
             for key, value in on_host:
                 if isinstance(value, Ragged):
                     pair = to_tensors({key: value[rows].pair()}, device=self.device, pin_memory=self.pin_memory)
