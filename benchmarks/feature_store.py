@@ -671,7 +671,7 @@ GOALS: list[tuple[str, tuple[str, ...], str, float, str]] = [
     ("in-process p99, 1 entity (SQLite) <= 0.1 ms", ("lakefeed-sqlite", "lookup_1", "p99_ms"), "<=", 0.1, ".3f"),
     ("in-process p99, 100 entities (SQLite) <= 1 ms", ("lakefeed-sqlite", "lookup_100", "p99_ms"), "<=", 1.0, ".3f"),
     ("HTTP @32 >= 15,000 req/s (SQLite)", ("lakefeed-sqlite", "http", "32", "rps"), ">=", 15_000, ",.0f"),
-    ("HTTP @32 p99 <= 5,000 µs (SQLite)", ("lakefeed-sqlite", "http", "32", "percentiles_us", "99"), "<=", 5_000, ",.0f"),
+    ("HTTP @32 p99 <= 5,000 µs (SQLite)", ("lakefeed-sqlite", "http", "32", "percentiles_us", "99"), "<=", 5e3, ",.0f"),
     ("point-in-time join <= 1 s", ("lakefeed", "pit", "seconds"), "<=", 1.0, ".2f"),
     ("point-in-time join <= 1 GB", ("lakefeed", "pit", "peak_rss_mib"), "<=", 1e9 / 2**20, ",.0f"),
 ]
