@@ -572,6 +572,20 @@ def test_a_pickled_dataset_reopens_its_table_at_its_snapshot(table_factory: obje
         _assert_same_batches(_batches(pickle.loads(blob)), expected)
 
 
+def test_a_pickled_dataset_carries_every_loader_argument(uneven: lf.Table) -> None:
+    """A new ``Loader`` argument the recipe forgot would give spawned workers another loader."""
+    import inspect
+
+    from lakefeed.frameworks.torch import _loader_arguments
+
+    loader = lf.Loader(uneven, batch_size=8, features=["x"], label="id", seed=7, cache="memory", fill_null=0.5)
+    carried = set(_loader_arguments(loader))
+    through_the_scan = {"source", "filter", "snapshot"}  # the recipe's table, filter and snapshot id
+    assert carried | through_the_scan == set(inspect.signature(lf.Loader.__init__).parameters) - {"self"}
+    rebuilt = lf.Loader(uneven, **_loader_arguments(loader))
+    assert rebuilt._fingerprint() == loader._fingerprint()
+
+
 def test_a_pickled_dataset_keeps_its_snapshot_filter_and_transform(tmp_path: Path) -> None:
     import pickle
 
