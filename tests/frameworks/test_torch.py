@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -414,12 +415,17 @@ def test_batches_sliced_from_a_device_gather_are_the_hosts_and_independent(
     host, device = loader(), loader()
     reference = _rows(host.torch())
     got = []
+    kept = []  # every batch kept: its gather stays alive, so distinct gathers have distinct storage
     for b in device.torch(device="cpu", cache_on_device=True):
         got.append((b["features"].numpy().copy(), b["label"].numpy().copy()))
+        kept.append(b["features"])
         b["features"].fill_(-1.0)  # a consumer changing its batch in place changes no later batch
         b["label"].zero_()
     _same(got, reference)
     assert device.stats()["batches"] == len(reference)
+    # batch k shares its gather with the batches after it, up to `gather_batches` of them
+    assert len({t.untyped_storage().data_ptr() for t in kept}) == -(-len(reference) // gather_batches)
+    del kept
     # resumed in the middle of a gather: the rest of the epoch, bit for bit
     first = loader()
     for i, _ in enumerate(first.torch(device="cpu", cache_on_device=True)):
@@ -430,14 +436,19 @@ def test_batches_sliced_from_a_device_gather_are_the_hosts_and_independent(
     _same(_rows(resumed.torch(device="cpu", cache_on_device=True)), reference[5:])
 
 
+@pytest.mark.parametrize("gather_batches", [None, 3], ids=["one-gather", "gathers-of-3"])
 @pytest.mark.parametrize(
     "options",
-    [{"drop_last": True}, {"sampling": "weighted"}, {"shuffle": False}],
-    ids=["drop_last", "weighted", "unshuffled"],
+    [{"drop_last": True}, {"sampling": "weighted"}, {"shuffle": False}, {"rank": 1, "world_size": 3}],
+    ids=["drop_last", "weighted", "unshuffled", "rank-1-of-3"],
 )
 def test_a_cache_on_the_device_matches_the_host_with_samplers_and_strings(
-    tmp_path: Path, options: dict[str, object]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, object], gather_batches: int | None
 ) -> None:
+    from lakefeed.frameworks import torch as adapter
+
+    if gather_batches is not None:  # rows of 12 bytes (x as float32, id as int64)
+        monkeypatch.setattr(adapter, "GATHER_BYTES", gather_batches * 16 * 12)
     n = 203
     data = pa.table(
         {
@@ -572,18 +583,34 @@ def test_a_pickled_dataset_reopens_its_table_at_its_snapshot(table_factory: obje
         _assert_same_batches(_batches(pickle.loads(blob)), expected)
 
 
-def test_a_pickled_dataset_carries_every_loader_argument(uneven: lf.Table) -> None:
+def test_a_pickled_dataset_carries_every_loader_argument(uneven: lf.Table, tmp_path: Path) -> None:
     """A new ``Loader`` argument the recipe forgot would give spawned workers another loader."""
     import inspect
 
     from lakefeed.frameworks.torch import _loader_arguments
 
-    loader = lf.Loader(uneven, batch_size=8, features=["x"], label="id", seed=7, cache="memory", fill_null=0.5)
-    carried = set(_loader_arguments(loader))
+    # between them, every argument away from its default, so that a value lost on the way shows
+    common: dict[str, Any] = {"features": ["x"], "label": "id", "columns": ["id"], "seed": 7}
+    loaders = [
+        lf.Loader(
+            uneven, batch_size=8, shuffle=False, shuffle_buffer=64, drop_last=True, rank=1, world_size=2,
+            uneven="drop", transform=_negate, cache="disk", cache_dir=tmp_path, num_threads=1, prefetch=1,
+            dtype="float64", fill_null=0.5, dtypes={"label": "float32"}, target_bytes=1 << 20,
+            memory_budget=64 << 20, **common,
+        ),
+        lf.Loader(uneven, sampling=lf.samplers.Weighted("x"), **common),
+    ]  # fmt: skip
+    defaults = _loader_arguments(lf.Loader(uneven, features=["id"]))
     through_the_scan = {"source", "filter", "snapshot"}  # the recipe's table, filter and snapshot id
-    assert carried | through_the_scan == set(inspect.signature(lf.Loader.__init__).parameters) - {"self"}
-    rebuilt = lf.Loader(uneven, **_loader_arguments(loader))
-    assert rebuilt._fingerprint() == loader._fingerprint()
+    assert set(defaults) | through_the_scan == set(inspect.signature(lf.Loader.__init__).parameters) - {"self"}
+    changed = set()
+    for loader in loaders:
+        carried = _loader_arguments(loader)
+        changed |= {k for k in carried if carried[k] != defaults[k]}
+        rebuilt = lf.Loader(uneven, **carried)
+        assert _loader_arguments(rebuilt) == carried
+        assert rebuilt._fingerprint() == loader._fingerprint()
+    assert changed == set(defaults)
 
 
 def test_a_pickled_dataset_keeps_its_snapshot_filter_and_transform(tmp_path: Path) -> None:

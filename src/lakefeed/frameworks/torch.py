@@ -139,8 +139,11 @@ class TorchBatches:
         only the Python of two slices (a second thread would take the interpreter from the
         training loop while it launches the model's kernels, and a gather per batch would add
         its launch to every step and its kernel between every two). The batches are those of
-        the host's cache, bit for bit; each is a view of its own rows, so changing one in place
-        changes no other. Variable-length lists and strings are gathered on the host.
+        the host's cache, bit for bit; each is a view of its own rows of the gather, so changing
+        one in place changes no other, but a batch kept (or saved, or sent to another process)
+        keeps its whole gather: ``clone()`` what outlives the step. A batch taken under another
+        stream than its gather's makes that stream wait for the gather. Variable-length lists
+        and strings are gathered on the host.
         """
         from lakefeed.loader.convert import Ragged
 
@@ -155,6 +158,8 @@ class TorchBatches:
         order = None
         lo = hi = 0  # the rows of the order gathered last: order[lo:hi]
         gathered: list[tuple[str, Any]] = []
+        cuda = self.device is not None and self.device.type == "cuda"
+        made_on = None  # the stream the last gather was queued on (CUDA)
         for batch in self.loader.iterate(rows_only=True):
             rows, start = batch["rows"], batch["start"]
             if order is None:  # the first batch drew (or took) this epoch's order: one copy to the device
@@ -165,6 +170,13 @@ class TorchBatches:
                 lo, hi = start, max(end, min(start + ahead, len(order)))
                 index = order[lo:hi]
                 gathered = [(k, v.index_select(0, index)) for k, v in on_device]
+                made_on = torch.cuda.current_stream(self.device) if cuda else None
+            elif made_on is not None:
+                current = torch.cuda.current_stream(self.device)
+                if current != made_on:  # the consumer changed streams within a gather
+                    current.wait_stream(made_on)
+                    for _, tensor in gathered:
+                        tensor.record_stream(current)  # not reused before this stream is done with it
             out = {k: v[start - lo : end - lo] for k, v in gathered}
             for key, value in on_host:
                 if isinstance(value, Ragged):
