@@ -105,6 +105,21 @@ def test_sqlite_empty_group_may_change_its_key_type(tmp_path: Path) -> None:
         assert store.read("g", ["a"]) == [{"v": 1}]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**62), max_size=40), st.integers(min_value=0, max_value=4))
+def test_decimal_lengths_are_the_ascii_of_each_number(values: list[int], digits: int) -> None:
+    """Redis bulk-string lengths: a fixed-width matrix when every number has as many digits, else strings."""
+    same = [v % 10**digits + (10**digits if digits else 0) for v in values]  # all of digits + 1 digits
+    for numbers in (values, same):
+        part = _codec.decimal(np.array(numbers, dtype=np.int64))
+        if isinstance(part, np.ndarray):
+            assert len({len(str(v)) for v in numbers}) == 1
+            assert [bytes(row).decode() for row in part] == [str(v) for v in numbers]
+        else:
+            assert part.to_pylist() == [str(v) for v in numbers]
+    assert isinstance(_codec.decimal(np.array(same, dtype=np.int64)), np.ndarray) or not same
+
+
 def test_key_hashes_are_pinned() -> None:
     """The Redis key bitmap persists these hashes: changing the function breaks stored groups."""
     keys = pa.array([b"", b"1", b"12345678", b"123456789", b"user|\\x"], _codec.BINARY)

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from lakefeed._utils import import_optional
 from lakefeed.config import RedisOnlineConfig
@@ -462,7 +461,7 @@ def _command(head: list[bytes], args: list[list[_codec.Part]], n: int) -> list[b
     """
     parts: list[_codec.Part] = []
     for pieces in args:
-        length = pa.array(_codec.part_lengths(pieces, n)).cast(pa.string())
+        length = _codec.decimal(_codec.part_lengths(pieces, n))
         parts += [_codec.constant(b"$", n), length, _codec.constant(b"\r\n", n), *pieces, _codec.constant(b"\r\n", n)]
     body = _codec.buffer_of(_codec.assemble(parts))
     header = b"*%d\r\n" % (len(head) + n * len(args)) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in head)
