@@ -691,7 +691,11 @@ def goals(results: dict[str, Any]) -> None:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """In-process latency histograms (1 entity) and HTTP latency percentiles at 32 connections."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"\nno plot ({path} left as it was): matplotlib is missing; pip install -e '.[bench]'")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from lakefeed.errors import ConfigError, LakefeedError
+from lakefeed.errors import ConfigError, LakefeedError, MissingDependencyError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -301,7 +301,9 @@ def _serve_one(fs: Any, user: int) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # log_config=None: uvicorn must not reconfigure logging (to streams that may be gone later)
-    config = uvicorn.Config(create_app(fs), host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    config = uvicorn.Config(
+        create_app(fs), host="127.0.0.1", port=port, log_config=None, lifespan="off", http=_http_protocol()
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -442,9 +444,20 @@ def serve(
     views = store.list_feature_views()
     console.print(f"serving {len(views)} feature view(s) {views} on http://{host}:{port} (OpenAPI at /openapi.json)")
     try:
-        uvicorn.run(server, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.run(
+            server, host=host, port=port, log_level="warning", access_log=False, lifespan="on", http=_http_protocol()
+        )
     finally:
         store.close()
+
+
+def _http_protocol() -> Any:
+    """The ``http=`` for uvicorn: a protocol writing each response at once (uvicorn's pick without httptools)."""
+    try:
+        from lakefeed.serving.protocol import OneWriteHttpToolsProtocol
+    except MissingDependencyError:
+        return "auto"
+    return OneWriteHttpToolsProtocol
 
 
 fg_app = typer.Typer(help="Feature groups of a feature store.", no_args_is_help=True)

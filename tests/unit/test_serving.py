@@ -396,6 +396,9 @@ def test_cli_serve_runs_uvicorn_with_the_app(
     assert isinstance(server, FeatureServer)
     assert kwargs["port"] == 8123
     assert kwargs["host"] == "127.0.0.1"
+    from lakefeed.serving.protocol import OneWriteHttpToolsProtocol
+
+    assert kwargs["http"] is OneWriteHttpToolsProtocol  # each response in one write
     with TestClient(server) as client:
         assert client.post("/features/user_only", json={"entity": {"user_id": 1}}).status_code == 401
 
