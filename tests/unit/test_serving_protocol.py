@@ -160,14 +160,38 @@ def test_each_response_is_one_write_and_pipelined_answers_keep_their_order(serve
         answers = _responses(sock, 3)
     assert [json.loads(body)["features"] for _, body in answers] == [{"user_id": u, "clicks": u * 7} for u in users[2:]]
     (writes,) = WRITES
-    # every write is a whole response: a status line, headers, and the body its content-length says
-    joined = b"".join(writes)
-    assert joined.count(b"HTTP/1.1 200") == len(users)
-    assert len(writes) <= len(users)
-    for write in writes:
+    assert len(writes) == len(users)  # one write each: status line, headers and body together
+    for write, user in zip(writes, users, strict=True):
         assert write.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert write.endswith(b"}}")
-    assert writes[0].count(b"HTTP/1.1") == 1  # the first came alone, whole
+        assert write.count(b"HTTP/1.1") == 1
+        assert write.endswith(b'{"features":{"user_id":%d,"clicks":%d}}' % (user, user * 7))
+
+
+def test_a_head_response_without_a_body_is_not_held_back(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"HEAD /health HTTP/1.1\r\nhost: t\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:  # a held head would time out here
+            data += sock.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert data.endswith(b"\r\n\r\n")  # headers only
+        sock.sendall(_post(4))  # the connection goes on
+        assert json.loads(_responses(sock, 1)[0][1]) == {"features": {"user_id": 4, "clicks": 28}}
+
+
+def test_100_continue_goes_out_at_once(server: int) -> None:
+    request = _post(6)
+    head, body = request.split(b"\r\n\r\n", 1)
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.settimeout(10)
+        sock.sendall(head + b"\r\nexpect: 100-continue\r\n\r\n")
+        interim = b""
+        while b"\r\n\r\n" not in interim:  # the server asks for the body before it answers
+            interim += sock.recv(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        assert json.loads(_responses(sock, 1)[0][1]) == {"features": {"user_id": 6, "clicks": 42}}
 
 
 def test_uvicorns_own_protocol_writes_twice_so_the_recording_can_tell(fs: lf.FeatureStore) -> None:

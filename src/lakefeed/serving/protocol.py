@@ -3,16 +3,16 @@
 An ASGI response is two messages, ``http.response.start`` (status and headers) and
 ``http.response.body``, and uvicorn writes each to the socket as it comes: two ``send`` system
 calls and two TCP segments for every small response, which the client also reads twice. For a
-feature vector of about a kilobyte that is a fifth of the server's work. The protocol here hands
-uvicorn a transport that keeps what is written during one turn of the event loop and writes it
-all at the end of that turn, in one call: the two messages of a response go out together, and
-so do the responses to pipelined requests answered in the same turn. Order is kept (one buffer
-per connection), ``close()`` writes what is held before closing, and a connection the peer has
-already closed drops it.
+feature vector of about a kilobyte that is a good part of the server's work. The protocol here
+hands uvicorn a transport that holds a response's head (a write that starts with a final status
+line, ``HTTP/1.1 2xx`` to ``5xx``) and sends it with the next write, the body's first part, in
+one call. Nothing else waits: an informational response (``100 Continue``, ``101 Switching
+Protocols``) and every other write go out at once, and a held head is sent when the response
+completes without a body (``HEAD``, 204, 304) or when the connection is closed. No event-loop
+turn is added, so a lone request is answered as soon as with uvicorn's own protocol.
 
-Measured with ``wrk`` against ``lakefeed serve`` on 2 cores (32 connections, one entity a
-request, see ``docs/performance.md``): 9 of 10 alternating pairs faster, server CPU per request
-55-67 µs instead of 63-72.
+Measured with ``wrk`` against ``lakefeed serve`` on 2 cores (one entity a request, alternating
+runs; see ``docs/performance.md``).
 
 ``lakefeed serve`` uses it. Running uvicorn yourself, pass
 ``http="lakefeed.serving.protocol:OneWriteHttpToolsProtocol"`` (or the class) to ``uvicorn.run`` or
@@ -37,39 +37,38 @@ __all__ = ["OneWriteHttpToolsProtocol"]
 
 
 class _OneWriteTransport(asyncio.Transport):
-    """A transport that holds the writes of one event-loop turn and writes them together at its end."""
+    """A transport that holds a response's head until the next write and sends the two together."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_head", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         super().__init__()
         self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
+        self._head: bytes | None = None
 
-    def _flush(self) -> None:
-        if not self._held:
-            return
-        held, self._held = self._held, []
-        if self._transport.is_closing():  # the peer went away: nobody left to read it
-            return
-        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+    def flush(self) -> None:
+        """Send a held head now (the response ended without a body, or the connection closes)."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
 
     # writing ---------------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
-            return
-        if not self._held:
-            self._loop.call_soon(self._flush)
-        self._held.append(data if type(data) is bytes else bytes(data))  # the caller may reuse its buffer
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head + data if data else head)
+        elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # a final response's head: hold it
+            self._head = bytes(data)  # a copy: the caller may reuse its buffer
+        else:
+            self._transport.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
             self.write(data)
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(len(d) for d in self._held)
+        return self._transport.get_write_buffer_size() + (len(self._head) if self._head is not None else 0)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._transport.get_write_buffer_limits()
@@ -81,17 +80,17 @@ class _OneWriteTransport(asyncio.Transport):
         return self._transport.can_write_eof()
 
     def write_eof(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.write_eof()
 
     # closing ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def abort(self) -> None:
-        self._held.clear()
+        self._head = None
         self._transport.abort()
 
     def is_closing(self) -> bool:
@@ -132,6 +131,12 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Set the connection up as uvicorn does, then hold its writes until the end of each loop turn."""
+        """Set the connection up as uvicorn does, over a transport that sends a head with its body."""
         super().connection_made(transport)
-        self.transport = _OneWriteTransport(transport, self.loop)
+        self.transport = _OneWriteTransport(transport)
+
+    def on_response_complete(self) -> None:
+        """Send a head still held (a response without a body), then go on as uvicorn does."""
+        if isinstance(self.transport, _OneWriteTransport):
+            self.transport.flush()
+        super().on_response_complete()
