@@ -699,13 +699,13 @@ def goals(results: dict[str, Any]) -> None:
         print(f"  {name:52} {format(value, spec):>12}   {'met' if met else 'NOT met'}")
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path) -> bool:
     """In-process latency histograms (1 entity) and HTTP latency percentiles at 32 connections."""
     try:
         import matplotlib
     except ImportError:
         print(f"\nno plot ({path} left as it was): matplotlib is missing; pip install -e '.[bench]'")
-        return
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -739,6 +739,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    return True
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -844,8 +845,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results))
     report(results)
-    plot(results, Path(args.plot))
-    print(f"\nresults: {args.out}; plot: {args.plot}")
+    plotted = plot(results, Path(args.plot))
+    print(f"\nresults: {args.out}" + (f"; plot: {args.plot}" if plotted else ""))
 
 
 if __name__ == "__main__":
