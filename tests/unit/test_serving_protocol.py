@@ -239,3 +239,18 @@ def test_a_client_that_leaves_before_its_answer_does_not_disturb_the_next(server
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(_post(2))
         assert json.loads(_responses(sock, 1)[0][1]) == {"features": {"user_id": 2, "clicks": 14}}
+
+
+def test_a_large_answer_arrives_whole_and_in_order(server: int) -> None:
+    users = [(i * 31) % 50 for i in range(4000)]  # an answer of about 100 KB, above the size joined to its head
+    body = json.dumps({"entities": [{"user_id": u} for u in users]}).encode()
+    head = "POST /features/clicks HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body + _post(8))
+        (status, answer), (_, after) = _responses(sock, 2)
+    assert status == 200
+    assert len(answer) > 64 << 10
+    assert json.loads(answer)["features"] == [{"user_id": u, "clicks": u * 7} for u in users]
+    assert json.loads(after) == {"features": {"user_id": 8, "clicks": 56}}
+    (writes,) = WRITES
+    assert b"".join(writes).count(b"HTTP/1.1 200 OK\r\n") == 2

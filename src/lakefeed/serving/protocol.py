@@ -35,6 +35,9 @@ except ImportError as _exc:  # pragma: no cover - the serve extra installs uvico
 
 __all__ = ["OneWriteHttpToolsProtocol"]
 
+_JOIN_BELOW = 64 << 10
+"""Bodies up to this size are copied behind their head; larger ones are written beside it."""
+
 
 class _OneWriteTransport(asyncio.Transport):
     """A transport that holds a response's head until the next write and sends the two together."""
@@ -57,7 +60,10 @@ class _OneWriteTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._head is not None:
             head, self._head = self._head, None
-            self._transport.write(head + data if data else head)
+            if len(data) <= _JOIN_BELOW:
+                self._transport.write(head + data if data else head)
+            else:  # a large body is not copied again: one vectored write where the loop has one (uvloop)
+                self._transport.writelines([head, data])
         elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # a final response's head: hold it
             self._head = bytes(data)  # a copy: the caller may reuse its buffer
         else:
