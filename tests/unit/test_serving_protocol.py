@@ -96,12 +96,12 @@ def fs(tmp_path: Path) -> Iterator[lf.FeatureStore]:
     store.close()
 
 
-def _serve(fs: lf.FeatureStore, protocol: type[HttpToolsProtocol]) -> tuple[Any, threading.Thread, int]:
+def _serve(app: Any, protocol: type[HttpToolsProtocol]) -> tuple[Any, threading.Thread, int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        create_app(fs), host="127.0.0.1", port=port, log_level="error", access_log=False, http=_recording(protocol)
+        app, host="127.0.0.1", port=port, log_level="error", access_log=False, http=_recording(protocol)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -117,7 +117,7 @@ def _serve(fs: lf.FeatureStore, protocol: type[HttpToolsProtocol]) -> tuple[Any,
 @pytest.fixture
 def server(fs: lf.FeatureStore) -> Iterator[int]:
     WRITES.clear()
-    srv, thread, port = _serve(fs, OneWriteHttpToolsProtocol)
+    srv, thread, port = _serve(create_app(fs), OneWriteHttpToolsProtocol)
     yield port
     srv.should_exit = True
     thread.join(timeout=10)
@@ -196,7 +196,7 @@ def test_100_continue_goes_out_at_once(server: int) -> None:
 
 def test_uvicorns_own_protocol_writes_twice_so_the_recording_can_tell(fs: lf.FeatureStore) -> None:
     WRITES.clear()
-    srv, thread, port = _serve(fs, HttpToolsProtocol)
+    srv, thread, port = _serve(create_app(fs), HttpToolsProtocol)
     try:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(_post(5))
@@ -254,3 +254,33 @@ def test_a_large_answer_arrives_whole_and_in_order(server: int) -> None:
     assert json.loads(after) == {"features": {"user_id": 8, "clicks": 56}}
     (writes,) = WRITES
     assert b"".join(writes).count(b"HTTP/1.1 200 OK\r\n") == 2
+
+
+async def _streaming(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A response in three parts, the second of which looks like a response head, then a pause."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"24")]})
+    await send({"type": "http.response.body", "body": b"0123", "more_body": True})
+    await send({"type": "http.response.body", "body": b"HTTP/1.1 200 0123456", "more_body": True})
+    await asyncio.sleep(3)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def test_a_body_part_that_looks_like_a_head_is_not_held() -> None:
+    WRITES.clear()
+    srv, thread, port = _serve(_streaming, OneWriteHttpToolsProtocol)
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(10)
+            began = time.monotonic()
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            data = b""
+            while not data.endswith(b"HTTP/1.1 200 0123456"):
+                data += sock.recv(65536)
+            assert time.monotonic() - began < 2  # sent as it came, not after the pause
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert WRITES[0][0].endswith(b"\r\n\r\n0123")  # the head went with the first part

@@ -4,12 +4,13 @@ An ASGI response is two messages, ``http.response.start`` (status and headers) a
 ``http.response.body``, and uvicorn writes each to the socket as it comes: two ``send`` system
 calls and two TCP segments for every small response, which the client also reads twice. For a
 feature vector of about a kilobyte that is a good part of the server's work. The protocol here
-hands uvicorn a transport that holds a response's head (a write that starts with a final status
-line, ``HTTP/1.1 2xx`` to ``5xx``) and sends it with the next write, the body's first part, in
-one call. Nothing else waits: an informational response (``100 Continue``, ``101 Switching
-Protocols``) and every other write go out at once, and a held head is sent when the response
-completes without a body (``HEAD``, 204, 304) or when the connection is closed. No event-loop
-turn is added, so a lone request is answered as soon as with uvicorn's own protocol.
+hands uvicorn a transport that holds a response's head (between responses, a write that starts
+with a final status line, ``HTTP/1.1 2xx`` to ``5xx``) and sends it with the next write, the
+body's first part, in one call; the rest of the body is never held, whatever its bytes. Nothing
+else waits: an informational response (``100 Continue``, ``101 Switching Protocols``) and every
+other write go out at once, and a held head is sent when the response completes without a body
+(``HEAD``, 204, 304) or when the connection is closed. No event-loop turn is added, so a lone
+request is answered as soon as with uvicorn's own protocol.
 
 Measured with ``wrk`` against ``lakefeed serve`` on 2 cores (one entity a request, alternating
 runs; see ``docs/performance.md``).
@@ -42,18 +43,24 @@ _JOIN_BELOW = 64 << 10
 class _OneWriteTransport(asyncio.Transport):
     """A transport that holds a response's head until the next write and sends the two together."""
 
-    __slots__ = ("_head", "_transport")
+    __slots__ = ("_head", "_in_response", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         super().__init__()
         self._transport = transport
         self._head: bytes | None = None
+        self._in_response = False  # a head went by: what follows is its body, never held
 
     def flush(self) -> None:
-        """Send a held head now (the response ended without a body, or the connection closes)."""
+        """Send a held head now (the connection closes, or its response ended without a body)."""
         if self._head is not None:
             head, self._head = self._head, None
             self._transport.write(head)
+
+    def end_response(self) -> None:
+        """The response is complete: send a head still held; the next write may be a head again."""
+        self.flush()
+        self._in_response = False
 
     # writing ---------------------------------------------------------------------------------
 
@@ -64,8 +71,9 @@ class _OneWriteTransport(asyncio.Transport):
                 self._transport.write(head + data if data else head)
             else:  # a large body is not copied again: one vectored write where the loop has one (uvloop)
                 self._transport.writelines([head, data])
-        elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # a final response's head: hold it
+        elif not self._in_response and data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # a final head
             self._head = bytes(data)  # a copy: the caller may reuse its buffer
+            self._in_response = True
         else:
             self._transport.write(data)
 
@@ -144,5 +152,5 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         """Send a head still held (a response without a body), then go on as uvicorn does."""
         if isinstance(self.transport, _OneWriteTransport):
-            self.transport.flush()
+            self.transport.end_response()
         super().on_response_complete()
