@@ -96,12 +96,12 @@ def fs(tmp_path: Path) -> Iterator[lf.FeatureStore]:
     store.close()
 
 
-def _serve(app: Any, protocol: type[HttpToolsProtocol]) -> tuple[Any, threading.Thread, int]:
+def _serve(app: Any, protocol: type[HttpToolsProtocol], loop: str = "auto") -> tuple[Any, threading.Thread, int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", access_log=False, http=_recording(protocol)
+        app, host="127.0.0.1", port=port, log_level="error", access_log=False, http=_recording(protocol), loop=loop
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -114,10 +114,13 @@ def _serve(app: Any, protocol: type[HttpToolsProtocol]) -> tuple[Any, threading.
     return server, thread, port
 
 
-@pytest.fixture
-def server(fs: lf.FeatureStore) -> Iterator[int]:
+@pytest.fixture(params=["uvloop", "asyncio"])
+def server(fs: lf.FeatureStore, request: pytest.FixtureRequest) -> Iterator[int]:
+    """A feature server on each event loop uvicorn runs (uvloop where installed, else asyncio's)."""
     WRITES.clear()
-    srv, thread, port = _serve(create_app(fs), OneWriteHttpToolsProtocol)
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    srv, thread, port = _serve(create_app(fs), OneWriteHttpToolsProtocol, request.param)
     yield port
     srv.should_exit = True
     thread.join(timeout=10)
@@ -284,3 +287,33 @@ def test_a_body_part_that_looks_like_a_head_is_not_held() -> None:
         thread.join(timeout=10)
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert WRITES[0][0].endswith(b"\r\n\r\n0123")  # the head went with the first part
+
+
+async def _slow_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A response whose head is sent well before its body."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await asyncio.sleep(3)
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_a_head_sent_long_before_its_body_is_not_held() -> None:
+    WRITES.clear()
+    srv, thread, port = _serve(_slow_body, OneWriteHttpToolsProtocol)
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(10)
+            began = time.monotonic()
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            assert time.monotonic() - began < 2  # the head came at once, not with the body
+            while not data.endswith(b"ok"):
+                data += sock.recv(65536)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert [w[-2:] for w in WRITES[0]] == [b"\r\n", b"ok"]  # two writes: the head could not wait

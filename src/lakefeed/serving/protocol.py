@@ -6,11 +6,14 @@ calls and two TCP segments for every small response, which the client also reads
 feature vector of about a kilobyte that is a good part of the server's work. The protocol here
 hands uvicorn a transport that holds a response's head (between responses, a write that starts
 with a final status line, ``HTTP/1.1 2xx`` to ``5xx``) and sends it with the next write, the
-body's first part, in one call; the rest of the body is never held, whatever its bytes. Nothing
-else waits: an informational response (``100 Continue``, ``101 Switching Protocols``) and every
-other write go out at once, and a held head is sent when the response completes without a body
-(``HEAD``, 204, 304) or when the connection is closed. No event-loop turn is added, so a lone
-request is answered as soon as with uvicorn's own protocol.
+body's first part, in one call; the rest of the body is never held, whatever its bytes. A held
+head waits at most until the end of the event loop's turn: an application that awaits something
+before its body (a stream's slow first chunk) still sends its head in the same turn, and a body
+sent in the same step (the usual case) cancels that and goes out with it.
+An informational response (``100 Continue``, ``101 Switching Protocols``) and every other write
+go out at once, and a held head is also sent when the response completes without a body
+(``HEAD``, 204, 304) or when the connection is closed. A lone request is answered as soon as
+with uvicorn's own protocol.
 
 Measured with ``wrk`` against ``lakefeed serve`` on 2 cores (one entity a request, alternating
 runs; see ``docs/performance.md``).
@@ -43,18 +46,27 @@ _JOIN_BELOW = 64 << 10
 class _OneWriteTransport(asyncio.Transport):
     """A transport that holds a response's head until the next write and sends the two together."""
 
-    __slots__ = ("_head", "_in_response", "_transport")
+    __slots__ = ("_due", "_head", "_in_response", "_loop", "_transport")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._transport = transport
+        self._loop = loop
         self._head: bytes | None = None
+        self._due: asyncio.Handle | None = None  # sends a held head at the end of this loop turn
         self._in_response = False  # a head went by: what follows is its body, never held
 
+    def _take_head(self) -> bytes | None:
+        head, self._head = self._head, None
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        return head
+
     def flush(self) -> None:
-        """Send a held head now (the connection closes, or its response ended without a body)."""
-        if self._head is not None:
-            head, self._head = self._head, None
+        """Send a held head now (the loop turn ends, the connection closes, or the response ended bodiless)."""
+        head = self._take_head()
+        if head is not None and not self._transport.is_closing():
             self._transport.write(head)
 
     def end_response(self) -> None:
@@ -65,15 +77,18 @@ class _OneWriteTransport(asyncio.Transport):
     # writing ---------------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._head is not None:
-            head, self._head = self._head, None
-            if len(data) <= _JOIN_BELOW:
+        head = self._take_head() if self._head is not None else None
+        if head is not None:
+            if (data.nbytes if isinstance(data, memoryview) else len(data)) <= _JOIN_BELOW:
                 self._transport.write(head + data if data else head)
             else:  # a large body is not copied again: one vectored write where the loop has one (uvloop)
                 self._transport.writelines([head, data])
         elif not self._in_response and data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":  # a final head
             self._head = bytes(data)  # a copy: the caller may reuse its buffer
             self._in_response = True
+            # an app that awaits before its body (streaming, a slow first chunk) still sends its
+            # head now; a body sent in the same step (the usual case) cancels this
+            self._due = self._loop.call_soon(self.flush)
         else:
             self._transport.write(data)
 
@@ -104,7 +119,7 @@ class _OneWriteTransport(asyncio.Transport):
         self._transport.close()
 
     def abort(self) -> None:
-        self._head = None
+        self._take_head()
         self._transport.abort()
 
     def is_closing(self) -> bool:
@@ -147,7 +162,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Set the connection up as uvicorn does, over a transport that sends a head with its body."""
         super().connection_made(transport)
-        self.transport = _OneWriteTransport(transport)
+        self.transport = _OneWriteTransport(transport, self.loop)
 
     def on_response_complete(self) -> None:
         """Send a head still held (a response without a body), then go on as uvicorn does."""
