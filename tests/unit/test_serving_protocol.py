@@ -12,7 +12,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,10 @@ def fs(tmp_path: Path) -> Iterator[lf.FeatureStore]:
     store.close()
 
 
-def _serve(app: Any, protocol: type[HttpToolsProtocol], loop: str = "auto") -> tuple[Any, threading.Thread, int]:
+@contextmanager
+def _serve(app: Any, protocol: type[HttpToolsProtocol], loop: str = "auto") -> Iterator[int]:
+    """A uvicorn server running ``app`` with ``protocol`` (writes recorded) in a thread: its port."""
+    WRITES.clear()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -106,24 +110,40 @@ def _serve(app: Any, protocol: type[HttpToolsProtocol], loop: str = "auto") -> t
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped before it started"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    return server, thread, port
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped before it started"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
 def server(fs: lf.FeatureStore, request: pytest.FixtureRequest) -> Iterator[int]:
     """A feature server on each event loop uvicorn runs (uvloop where installed, else asyncio's)."""
-    WRITES.clear()
     if request.param == "uvloop":
         pytest.importorskip("uvloop")
-    srv, thread, port = _serve(create_app(fs), OneWriteHttpToolsProtocol, request.param)
-    yield port
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with _serve(create_app(fs), OneWriteHttpToolsProtocol, request.param) as port:
+        yield port
+
+
+def _get_until(port: int, done: Callable[[bytes], bool], timed: Callable[[bytes], bool]) -> tuple[bytes, float]:
+    """GET / on a fresh connection, reading until ``done(data)``: the data, and the seconds until ``timed(data)``."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        began = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        data, seconds = b"", None
+        while not done(data):
+            data += sock.recv(65536)
+            if seconds is None and timed(data):
+                seconds = time.monotonic() - began
+        assert seconds is not None
+        return data, seconds
 
 
 def _post(user: int, *, close: bool = False) -> bytes:
@@ -198,15 +218,9 @@ def test_100_continue_goes_out_at_once(server: int) -> None:
 
 
 def test_uvicorns_own_protocol_writes_twice_so_the_recording_can_tell(fs: lf.FeatureStore) -> None:
-    WRITES.clear()
-    srv, thread, port = _serve(create_app(fs), HttpToolsProtocol)
-    try:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(_post(5))
-            assert _responses(sock, 1)[0][0] == 200
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with _serve(create_app(fs), HttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_post(5))
+        assert _responses(sock, 1)[0][0] == 200
     (writes,) = WRITES
     assert len(writes) == 2
     assert writes[0].endswith(b"\r\n\r\n")  # the headers alone
@@ -271,20 +285,10 @@ async def _streaming(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_a_body_part_that_looks_like_a_head_is_not_held() -> None:
-    WRITES.clear()
-    srv, thread, port = _serve(_streaming, OneWriteHttpToolsProtocol)
-    try:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.settimeout(10)
-            began = time.monotonic()
-            sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
-            data = b""
-            while not data.endswith(b"HTTP/1.1 200 0123456"):
-                data += sock.recv(65536)
-            assert time.monotonic() - began < 2  # sent as it came, not after the pause
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with _serve(_streaming, OneWriteHttpToolsProtocol) as port:
+        part = b"HTTP/1.1 200 0123456"
+        data, seconds = _get_until(port, lambda d: d.endswith(part), lambda d: d.endswith(part))
+    assert seconds < 2  # sent as it came, not after the pause
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert WRITES[0][0].endswith(b"\r\n\r\n0123")  # the head went with the first part
 
@@ -299,21 +303,8 @@ async def _slow_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_a_head_sent_long_before_its_body_is_not_held() -> None:
-    WRITES.clear()
-    srv, thread, port = _serve(_slow_body, OneWriteHttpToolsProtocol)
-    try:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.settimeout(10)
-            began = time.monotonic()
-            sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += sock.recv(65536)
-            assert time.monotonic() - began < 2  # the head came at once, not with the body
-            while not data.endswith(b"ok"):
-                data += sock.recv(65536)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with _serve(_slow_body, OneWriteHttpToolsProtocol) as port:
+        data, seconds = _get_until(port, lambda d: d.endswith(b"ok"), lambda d: b"\r\n\r\n" in d)
+    assert seconds < 2  # the head came at once, not with the body 3 s later
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert [w[-2:] for w in WRITES[0]] == [b"\r\n", b"ok"]  # two writes: the head could not wait
