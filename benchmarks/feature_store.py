@@ -20,7 +20,9 @@ reads (lakefeed's Iceberg table, Feast's Parquet source) read once, untimed, so 
 starts with them in the page cache (see page_cache.py):
 
 - materialize: the whole history into a fresh online store (SQLite file; Redis db flushed
-  first): rows/s and peak RSS of the materializing process.
+  first): rows/s and peak RSS of the materializing process. Beside it, as a reference on the
+  same machine, bare writes of as many 1 KB blobs (Redis ``MSET`` pre-packed in its protocol,
+  SQLite ``executemany`` upsert; see ``phase_bare``): this VM's speed swings from day to day.
 - in-process lookups: ``get_feature_vector(s)`` (lakefeed) / ``get_online_features`` (Feast)
   for 1 and 100 random existing entities: p50/p99 over 5,000 and 2,500 calls (after a tenth as warm-up).
 - HTTP: ``lakefeed serve`` (one uvicorn process) against ``feast serve`` (one worker), each on
@@ -232,6 +234,72 @@ def phase_materialize(data: Path, work: Path, kind: str) -> dict[str, Any]:
     }
 
 
+BARE_BYTES = 1024
+BARE_CHUNK = 16_384
+
+
+def phase_bare(work: Path, kind: str, entities: int) -> dict[str, Any]:
+    """The reference under materialization: bare writes of ``entities`` 1 KB blobs, no logic on top.
+
+    Redis: ``MSET`` commands of 16,384 keys, packed in the Redis protocol before the clock starts,
+    sent on one connection, then their replies read (what the server alone can absorb); SQLite: one
+    ``executemany`` upsert transaction per 16,384 rows into a two-column table, WAL mode,
+    ``synchronous=NORMAL``, default page size. The blobs are made before the clock starts. A
+    reference measured on the same machine in the same run, so that materialization can be read
+    against it (this VM's speed swings from day to day).
+    """
+    import numpy as np
+
+    blobs = np.random.default_rng(3).integers(0, 256, (entities, BARE_BYTES), dtype=np.uint8)
+    values = [row.tobytes() for row in blobs]
+    del blobs
+    if kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(f"{REDIS}/{LAKEFEED_REDIS_DB}")
+        client.flushdb()
+        commands = []  # packed in the Redis protocol before the clock: the server's side alone is timed
+        for start in range(0, entities, BARE_CHUNK):
+            chunk = values[start : start + BARE_CHUNK]
+            parts = [b"*%d\r\n$4\r\nMSET\r\n" % (1 + 2 * len(chunk))]
+            for i, value in enumerate(chunk, start):
+                key = b"bare:%d" % i
+                parts.append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
+            commands.append(b"".join(parts))
+        del values, parts
+        conn = client.connection_pool.get_connection()
+        began = time.perf_counter()
+        for command in commands:
+            conn.send_packed_command([command])
+        for _ in commands:
+            conn.read_response()
+        seconds = time.perf_counter() - began
+        client.connection_pool.release(conn)
+        client.flushdb()
+    else:
+        import sqlite3
+
+        path = work / "bare.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE kv (k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+        sql = "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v"
+        began = time.perf_counter()
+        for start in range(0, entities, BARE_CHUNK):
+            chunk = values[start : start + BARE_CHUNK]
+            conn.execute("BEGIN")
+            conn.executemany(sql, zip(range(start, start + len(chunk)), chunk, strict=True))
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - began
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return {"rows": entities, "seconds": seconds, "rows_per_s": entities / seconds, "peak_rss_mib": peak_rss_mib()}
+
+
 def phase_lookup(data: Path, work: Path, kind: str, entities: int, n: int, total: int) -> dict[str, Any]:
     rng = random.Random(11)
     with lakefeed_store(work, online_target(kind, work)) as fs:
@@ -294,7 +362,7 @@ def phase_pit(data: Path, work: Path) -> dict[str, Any]:
     }
 
 
-PHASES = {"build", "materialize", "lookup", "pit"}
+PHASES = {"bare", "build", "materialize", "lookup", "pit"}
 
 
 def run_phase(args: argparse.Namespace) -> None:
@@ -303,6 +371,8 @@ def run_phase(args: argparse.Namespace) -> None:
         out = phase_build(data, work)
     elif args.phase == "materialize":
         out = phase_materialize(data, work, args.online)
+    elif args.phase == "bare":
+        out = phase_bare(work, args.online, args.entities)
     elif args.phase == "lookup":
         out = phase_lookup(data, work, args.online, args.lookup_entities, args.n, args.entities)
     else:
@@ -581,6 +651,15 @@ def report(results: dict[str, Any]) -> None:
             + spread(m, "rows_per_s", ",.0f")
             + (f"  {m['error']}" if "error" in m else "")
         )
+    for kind in ("sqlite", "redis"):
+        bare = get(results, f"bare-{kind}", "materialize") or {}
+        ours = get(results, f"lakefeed-{kind}", "materialize", "rows_per_s")
+        if bare.get("rows_per_s"):
+            share = f"; lakefeed materializes at {ours / bare['rows_per_s']:.0%} of it" if ours else ""
+            print(
+                f"  bare writes of 1 KB blobs into {kind} (no latest-wins logic, no reading or encoding): "
+                f"{fmt(bare['rows_per_s'])} rows/s{spread(bare, 'rows_per_s', ',.0f')}{share}"
+            )
     print("\nin-process lookups (ms)")
     print(f"  {'':16} {'1: p50':>8} {'p99':>8} {'100: p50':>9} {'p99':>8}")
     for s in systems:
@@ -811,6 +890,9 @@ def main() -> None:
         ours["materialize"] = repeated(
             args.repeat, lambda kind=kind: lakefeed(args, data, work, "materialize", "--online", kind)
         )
+        results[f"bare-{kind}"] = {
+            "materialize": repeated(args.repeat, lambda kind=kind: lakefeed(args, data, work, "bare", "--online", kind))
+        }
         if "lookup" in only:
             for entities, n in ((1, args.n), (100, args.n // 2)):
                 lookup = ["--online", kind, "--n", str(n), "--lookup-entities", str(entities)]
