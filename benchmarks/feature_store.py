@@ -75,6 +75,7 @@ VIEW = "user_view"
 REDIS = "redis://127.0.0.1:6379"
 LAKEFEED_REDIS_DB = 13
 FEAST_REDIS_DB = 12
+BARE_REDIS_DB = 14
 TTL_DAYS = 3650
 START = datetime(2026, 10, 2, tzinfo=UTC)
 CONCURRENCY = (1, 8, 32)
@@ -256,7 +257,7 @@ def phase_bare(work: Path, kind: str, entities: int) -> dict[str, Any]:
     if kind == "redis":
         import redis
 
-        client = redis.Redis.from_url(f"{REDIS}/{LAKEFEED_REDIS_DB}")
+        client = redis.Redis.from_url(f"{REDIS}/{BARE_REDIS_DB}")  # its own db: the stores' stay as they are
         client.flushdb()
         commands = []  # packed in the Redis protocol before the clock: the server's side alone is timed
         for start in range(0, entities, BARE_CHUNK):

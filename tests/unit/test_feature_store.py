@@ -129,6 +129,10 @@ def test_training_datasets_are_pinned_and_feed_the_loader(fs: lf.FeatureStore) -
     assert again.spec.snapshots["users"] is not None
     batches = list(again.loader(batch_size=2, features=["clicks", "ctr"], label="label", shuffle=False))
     assert sum(len(b["label"]) for b in batches) == 4
+    # the dataset itself is a loader source, read at its pinned snapshot
+    direct = list(lf.Loader(again, batch_size=2, features=["clicks", "ctr"], label="label", shuffle=False))
+    assert [b["features"].tolist() for b in direct] == [b["features"].tolist() for b in batches]
+    assert np.concatenate([b["features"][:, 0] for b in direct]).tolist() == first.column("clicks").to_pylist()
     with pytest.raises(ConfigError, match="already exists"):
         view.create_training_dataset(spine, "ctr_v1")
     assert fs.list_training_datasets() == ["ctr_v1"]
@@ -215,6 +219,84 @@ def test_materialize_is_incremental_and_idempotent(tmp_path: Path) -> None:
     assert result.watermark == 3
     got = view.get_feature_vectors([{"user_id": u} for u in expected], now=_day(40))
     assert {u: g["clicks"] for u, g in zip(expected, got, strict=True)} == expected
+
+
+def test_materialize_shows_inserts_and_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = lf.FeatureStore(tmp_path / "m")
+    users = store.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS, online=True)
+    for k in range(2):
+        users.insert(
+            {
+                "user_id": list(range(k * 700, k * 700 + 700)),
+                "ts": [_day(1)] * 700,
+                "clicks": [1] * 700,
+                "ctr": [0.5] * 700,
+            }
+        )
+    capsys.readouterr()
+    result = store.materialize("users", start=_day(0), progress=True)
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert result.rows == 1400
+    assert "materializing users" in text
+    assert "2/2 inserts, 1,400 rows" in text
+    store.materialize("users", start=_day(0), progress=False)
+    quiet = capsys.readouterr()
+    assert "materializing" not in quiet.out + quiet.err
+
+
+def test_a_materialization_that_crashed_midway_resumes_without_gaps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakefeed.store import materialize as materialize_module
+
+    store = lf.FeatureStore(tmp_path / "m")
+    users = store.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS, online=True)
+    rng = np.random.default_rng(1)
+    for _k in range(5):
+        users.insert(
+            {
+                "user_id": rng.integers(0, 80, 300),
+                "ts": [_day(float(d)) for d in rng.uniform(0, 30, 300)],
+                "clicks": rng.integers(0, 1000, 300),
+                "ctr": rng.random(300),
+            }
+        )
+    view = store.create_feature_view("v", ["users.clicks", "users.ctr"])
+    expected = {r["user_id"]: (r["clicks"], r["ctr"]) for r in users.latest().to_pylist()}
+    # the online side lost (a new online store), the watermark back at the start
+    store.online_store.delete_group("users")
+    import sqlalchemy as sa
+
+    with store.registry.engine.begin() as conn:
+        conn.execute(sa.text("update lakefeed_feature_groups set materialized = 0 where name = 'users'"))
+
+    class Crashing(materialize_module._Counted):
+        """Reads of the third insert die after half of its first batch is written online."""
+
+        reads = 0
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            Crashing.reads += 1
+            for batch in super().__iter__():
+                if Crashing.reads == 3:
+                    yield batch.slice(0, batch.num_rows // 2)
+                    raise KeyboardInterrupt  # the process is killed
+                yield batch
+
+    monkeypatch.setattr(materialize_module, "_Counted", Crashing)
+    with pytest.raises(KeyboardInterrupt):
+        store.materialize("users")
+    monkeypatch.undo()
+    assert store.registry.materialized("users") == 2  # past the two inserts that were written whole
+    partial = view.get_feature_vectors([{"user_id": u} for u in expected], now=_day(40))
+    assert {u: (g["clicks"], g["ctr"]) for u, g in zip(expected, partial, strict=True)} != expected
+    result = store.materialize("users")
+    assert (result.inserts, result.rows, result.watermark) == (3, 900, 5)  # the crashed insert again, then the rest
+    got = view.get_feature_vectors([{"user_id": u} for u in expected], now=_day(40))
+    assert {u: (g["clicks"], g["ctr"]) for u, g in zip(expected, got, strict=True)} == expected
+    assert store.online_store.count("users") == len(expected)  # one record per key: nothing twice
+    assert store.materialize("users").rows == 0
 
 
 @pytest.mark.redis

@@ -45,22 +45,31 @@ def test_a_consistent_store_has_no_skew(home: Path) -> None:
     assert report.consistent, report.mismatches
 
 
-def test_a_corrupted_online_value_is_found(home: Path) -> None:
+@pytest.mark.parametrize("user", [0, 7, 23, 39])
+def test_a_corrupted_online_value_is_found(home: Path, user: int) -> None:
     fs = lf.FeatureStore(home)
-    # behind the store's back: a newer write of user 7 with another value, same event time
+    # behind the store's back: a newer write of one user with another value, same event time
     bad = pa.table(
         {
-            "user_id": [7],
+            "user_id": [user],
             "ts": pa.array([T0 + timedelta(hours=1)], pa.timestamp("us")),
             "clicks": [-1],
-            "ctr": [0.47],
+            "ctr": [(40 + user) / 100],
             WRITE_COLUMN: pa.array([1 << 40], pa.int64()),
         }
     )
     fs.online_store.write_batch("users", bad)
+    # a sample as large as the group checks each of its 40 entities once, whatever the seed
+    for seed in range(3):
+        report = check_skew(fs.feature_view("v"), sample=40, seed=seed, now=T0 + timedelta(days=1))
+        assert report.checked == 40
+        assert [(m.entity["user_id"], m.feature, m.online, m.offline) for m in report.mismatches] == [
+            (user, "clicks", -1, 40 + user)
+        ]
     report = check_skew(fs.feature_view("v"), sample=200, now=T0 + timedelta(days=1))
+    assert report.checked == 40
     assert [(m.entity["user_id"], m.feature, m.online, m.offline) for m in report.mismatches][:1] == [
-        (7, "clicks", -1, 47)
+        (user, "clicks", -1, 40 + user)
     ]
     assert {m.feature for m in report.mismatches} == {"clicks"}
     with pytest.raises(ConfigError, match="positive"):

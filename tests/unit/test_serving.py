@@ -215,6 +215,40 @@ def test_a_missing_key_column_is_422_naming_it(client: TestClient) -> None:
     assert "item_id" in error["message"]
 
 
+def test_features_picks_some_of_the_view(fs: lf.FeatureStore, client: TestClient) -> None:
+    entities = [{"user_id": 1, "item_id": "a"}, {"user_id": 3, "item_id": "b"}]
+    resp = client.post("/features/ctr", json={"entities": entities, "features": ["price", "clicks"]})
+    assert resp.status_code == 200
+    full = _expected(fs, "ctr", entities)
+    assert resp.json()["features"] == [
+        {"user_id": v["user_id"], "item_id": v["item_id"], "clicks": v["clicks"], "price": v["price"]} for v in full
+    ]
+    one = client.post("/features/ctr", json={"entity": entities[0], "features": []})
+    assert one.json() == {"features": {"user_id": 1, "item_id": "a"}}
+
+
+def test_an_unknown_feature_is_422_naming_the_view_s_features(client: TestClient) -> None:
+    resp = client.post(
+        "/features/ctr", json={"entity": {"user_id": 1, "item_id": "a"}, "features": ["clicks", "ctr_7d"]}
+    )
+    assert resp.status_code == 422
+    error = resp.json()["error"]
+    assert error["code"] == "invalid-request"
+    assert "feature view 'ctr' has no feature(s) ['ctr_7d']" in error["message"]
+    assert "['clicks', 'last_seen', 'score', 'price']" in error["message"]
+
+
+def test_an_entity_field_that_is_not_a_key_is_422(client: TestClient) -> None:
+    resp = client.post("/features/user_only", json={"entities": [{"user_id": 1}, {"user_id": 2, "userid": 3}]})
+    assert resp.status_code == 422
+    error = resp.json()["error"]
+    assert error["code"] == "invalid-request"
+    assert (
+        "entity field(s) ['userid'] are not keys of feature view 'user_only'; its keys are ['user_id']"
+        in error["message"]
+    )
+
+
 def test_a_key_of_the_wrong_type_is_422(client: TestClient) -> None:
     resp = client.post("/features/user_only", json={"entity": {"user_id": "abc"}})
     assert resp.status_code == 422

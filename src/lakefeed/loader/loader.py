@@ -23,6 +23,7 @@ from lakefeed.loader.sampling import RowSampler, SamplingStrategy, check_column_
 from lakefeed.loader.support import (
     LoaderStats,
     OrdersAhead,
+    ScanSource,
     check_state,
     decoder_count,
     detect_rank_world,
@@ -67,7 +68,8 @@ class Loader:
     batches; ``state_dict()`` after any batch resumes exactly after it.
 
     Args:
-        source: A Table, a Scan, a URI (``delta://...``) or ``"namespace.table"`` in the default warehouse.
+        source: A Table, a Scan, a URI (``delta://...``), ``"namespace.table"`` in the default
+            warehouse, or a feature store's ``TrainingDataset`` (read at its pinned snapshot).
         batch_size: Rows per batch.
         features: Numeric columns stacked into ``"features"``.
         label: A column returned as ``"label"``.
@@ -112,7 +114,7 @@ class Loader:
 
     def __init__(
         self,
-        source: Table | Scan | str,
+        source: Table | Scan | ScanSource | str,
         batch_size: int = 1024,
         features: Sequence[str] | None = None,
         label: str | None = None,

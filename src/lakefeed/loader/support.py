@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,9 +21,20 @@ from lakefeed.tables.base import Scan, Table
 if TYPE_CHECKING:
     from lakefeed.loader.loader import Loader
 
+
+@runtime_checkable
+class ScanSource(Protocol):
+    """A source that knows the exact scan to read, e.g. a feature store's snapshot-pinned ``TrainingDataset``."""
+
+    def as_scan(self) -> Scan:
+        """The scan to read (pinned to its snapshot)."""
+        ...
+
+
 __all__ = [
     "LoaderStats",
     "OrdersAhead",
+    "ScanSource",
     "check_state",
     "decoder_count",
     "detect_rank_world",
@@ -92,11 +103,16 @@ def detect_rank_world(rank: int | None, world_size: int | None) -> tuple[int, in
 
 
 def resolve_scan(
-    source: Table | Scan | str, columns: list[str], filter: Expr | None, snapshot: int | None = None
+    source: Table | Scan | ScanSource | str, columns: list[str], filter: Expr | None, snapshot: int | None = None
 ) -> Scan:
-    """The scan a loader reads: ``source`` (a Table, Scan, URI or "ns.table") projected and filtered, names checked."""
+    """The scan a loader reads, projected and filtered, names checked.
+
+    ``source`` is a Table, Scan, URI, "ns.table" or anything with an ``as_scan()``.
+    """
     from lakefeed.tables import Warehouse, open_table
 
+    if isinstance(source, ScanSource) and not isinstance(source, Scan | Table | str):
+        source = source.as_scan()  # a pinned source, e.g. a feature store's TrainingDataset
     if isinstance(source, Scan):
         if filter is not None or (snapshot is not None and snapshot != source.snapshot_id):
             msg = "pass filter= and snapshot= when the loader builds the scan, not with a Scan (it has its own)"
@@ -111,7 +127,10 @@ def resolve_scan(
     if isinstance(source, str):
         source = open_table(source) if ("://" in source or "/" in source) else Warehouse().table(source)
     if not isinstance(source, Table):
-        msg = f"Loader source must be a Table, Scan, URI or 'namespace.table', got {type(source).__name__}"
+        msg = (
+            "Loader source must be a Table, Scan, TrainingDataset, URI or 'namespace.table', "
+            f"got {type(source).__name__}"
+        )
         raise ConfigError(msg)
     if snapshot is not None and snapshot != source.snapshot_id:  # an older snapshot, in its own schema
         return source.scan(columns=columns, filter=filter, snapshot=snapshot)

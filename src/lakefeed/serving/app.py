@@ -12,7 +12,8 @@ Routes (see :func:`openapi_document` for the full contract):
   ``{"features": {"user_id": 7, "clicks": 15, ...}}``; body ``{"entities": [{...}, ...]}``
   answers ``{"features": [{...}, ...]}`` in the request's order. Each vector is the entity's
   keys plus the view's features, as :meth:`FeatureView.get_feature_vectors` returns them
-  (``null`` where a group has no live row).
+  (``null`` where a group has no live row); ``"features": ["clicks", ...]`` in the body keeps
+  only those. An entity field that is not a key of the view, or an unknown feature, is a 422.
 * ``GET /health``: 200 ``{"status": "ok", "online_store": "ok"}``, or 503 when the online store
   cannot be reached.
 * ``GET /metrics``: Prometheus text: requests by route, method and status, and a latency histogram.
@@ -20,7 +21,8 @@ Routes (see :func:`openapi_document` for the full contract):
 
 Errors are ``{"error": {"code", "message"[, "request_id"]}}`` with the status from
 :mod:`lakefeed.serving.errors`: malformed JSON 400, missing or wrong API key 401, unknown view or
-route 404, wrong method 405, body too large 413, wrong shape or a missing key column 422, online
+route 404, wrong method 405, body too large 413, wrong shape, a missing or unknown key column or an
+unknown feature 422, online
 store down 503, anything unexpected 500 with a request id only.
 
 Lookups of concurrent requests are coalesced: a request queues its entities and the first one
@@ -87,9 +89,26 @@ _Key = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str  # what an 
 class _FeatureRequest(msgspec.Struct, forbid_unknown_fields=True):
     entity: dict[str, _Key] | None = None
     entities: list[dict[str, _Key]] | None = None
+    features: list[str] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_FeatureRequest)
+
+
+def _check_request(view: FeatureView, entities: list[dict[str, Any]], features: list[str] | None) -> str | None:
+    """Why a request for ``view`` is refused (an unknown entity field or feature), or None."""
+    keys = view.keys
+    for entity in entities:
+        if len(entity) != len(keys) or any(k not in keys for k in entity):
+            unknown = [k for k in entity if k not in keys]
+            if unknown:
+                return f"entity field(s) {unknown} are not keys of feature view {view.name!r}; its keys are {keys}"
+            break  # a missing key is named by the lookup
+    if features is not None:
+        unknown = [f for f in features if f not in view.features]
+        if unknown:
+            return f"feature view {view.name!r} has no feature(s) {unknown}; its features are {list(view.features)}"
+    return None
 
 
 def _default(value: Any) -> Any:
@@ -300,10 +319,15 @@ class FeatureServer:
         if (request.entity is None) == (request.entities is None):
             msg = 'the body needs exactly one of "entity" (an object) or "entities" (a list of objects)'
             return 422, _dumps(error_body("invalid-request", msg))
-        if request.entity is not None:
-            return 200, _dumps({"features": (await self._lookups.lookup(view, [request.entity]))[0]})
-        entities = request.entities or []
-        return 200, _dumps({"features": await self._lookups.lookup(view, entities) if entities else []})
+        entities = [request.entity] if request.entity is not None else request.entities or []
+        reason = _check_request(view, entities, request.features)
+        if reason is not None:
+            return 422, _dumps(error_body("invalid-request", reason))
+        vectors = await self._lookups.lookup(view, entities) if entities else []
+        if request.features is not None:
+            keep = {*view.keys, *request.features}
+            vectors = [{k: v for k, v in vector.items() if k in keep} for vector in vectors]
+        return 200, _dumps({"features": vectors[0] if request.entity is not None else vectors})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | HTTPError:
         too_large = HTTPError(413, "body-too-large", f"the request body is larger than {self.max_body_bytes} bytes")
@@ -487,7 +511,10 @@ def openapi_document(app: FeatureServer) -> dict[str, Any]:
             "401": _error_response("Missing or wrong X-API-Key."),
             "404": _error_response("Unknown view; the message names the views."),
             "413": _error_response(f"The body is larger than {app.max_body_bytes} bytes."),
-            "422": _error_response("Wrong body shape, a key of the wrong type, or a missing key column (named)."),
+            "422": _error_response(
+                "Wrong body shape, a key of the wrong type, a missing or unknown key column, or an unknown "
+                "feature (named)."
+            ),
             "500": _error_response("Unexpected error; the body holds a request id only."),
             "503": _error_response("The online store cannot be reached."),
         },
@@ -530,10 +557,15 @@ def openapi_document(app: FeatureServer) -> dict[str, Any]:
                 "Entity": entity,
                 "FeatureRequest": {
                     "type": "object",
-                    "description": "Exactly one of `entity` or `entities`.",
+                    "description": "Exactly one of `entity` or `entities`; optionally the features wanted.",
                     "properties": {
                         "entity": {"$ref": "#/components/schemas/Entity"},
                         "entities": {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}},
+                        "features": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Only these features of the view (default: all of them).",
+                        },
                     },
                     "additionalProperties": False,
                     "oneOf": [{"required": ["entity"]}, {"required": ["entities"]}],

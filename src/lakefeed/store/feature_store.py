@@ -23,6 +23,7 @@ from lakefeed.store.registry import Registry
 
 if TYPE_CHECKING:
     from lakefeed.store.materialize import MaterializeResult
+    from lakefeed.store.online.base import OnlineGroup
     from lakefeed.store.views import FeatureView, TrainingDataset
     from lakefeed.tables import Table, Warehouse
 
@@ -107,12 +108,25 @@ class FeatureStore:
             self._online = open_online_store(str(self._online_target))
         return self._online
 
-    def _write_online(self, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
-        store = self.online_store
-        if store is None:
-            msg = f"feature group {spec.name!r} is online but this FeatureStore has no online store; pass online=..."
+    def _check_online(self, spec: FeatureGroupSpec) -> None:
+        """Raise unless this store can keep ``spec``'s group online (before anything is written).
+
+        Raises:
+            ConfigError: This FeatureStore has no online store.
+            SchemaError: The online store cannot hold the group's key, time or feature types.
+        """
+        if self._online_target is None:
+            msg = (
+                f"feature group {spec.name!r} is online (online=True, the default) but this FeatureStore has no "
+                "online store; pass FeatureStore(..., online='redis://...' or a SQLite path), or online=False "
+                "for an offline-only group"
+            )
             raise ConfigError(msg)
-        return int(_online_write(store, spec, batches))
+        online_group(spec)
+
+    def _write_online(self, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
+        self._check_online(spec)
+        return int(_online_write(self.online_store, spec, batches))
 
     # -- feature groups -------------------------------------------------------------------------
 
@@ -157,9 +171,11 @@ class FeatureStore:
                 Not applied when ``exist_ok`` returns an existing group.
 
         Raises:
-            ConfigError: A bad name, TTL, properties (not strings, an unknown codec), or an
-                existing group (unless ``exist_ok``).
-            SchemaError: A key or time column missing from ``schema``, or of the wrong type.
+            ConfigError: A bad name, TTL, properties (not strings, an unknown codec), an
+                existing group (unless ``exist_ok``), or ``online=True`` in a store without an
+                online store.
+            SchemaError: A key or time column missing from ``schema``, or of the wrong type; for
+                an online group, a type the online store cannot hold.
         """
         _check_name(name, "feature group")
         if name in self.registry.list_groups():
@@ -168,6 +184,8 @@ class FeatureStore:
             msg = f"feature group {name!r} already exists; use fs.feature_group({name!r}) or exist_ok=True"
             raise ConfigError(msg)
         spec = _group_spec(name, keys, event_time, schema, ttl, online, description, created_time)
+        if online:
+            self._check_online(spec)
         if properties is not None and (
             not isinstance(properties, Mapping)
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in properties.items())
@@ -184,7 +202,14 @@ class FeatureStore:
             schema.append(pa.field(WRITE_COLUMN, pa.int64(), nullable=False)),
             properties={**GROUP_TABLE_PROPERTIES, **(properties or {})},
         )
-        self.registry.put_group(spec.model_copy(update={"table": table}))
+        try:
+            self.registry.put_group(spec.model_copy(update={"table": table}))
+        except BaseException as exc:  # no definition, no table: the store is as it was
+            try:
+                self.warehouse.drop_table(table, purge=True)
+            except Exception as failure:
+                exc.add_note(f"dropping the new table {table!r} again failed too: {failure}")
+            raise
         return self.feature_group(name)
 
     def register_feature_group(
@@ -210,6 +235,8 @@ class FeatureStore:
         table = open_table(source)
         spec = _group_spec(name, keys, event_time, table.schema, ttl, online, description, created_time)
         spec = spec.model_copy(update={"table": source, "read_only": True, "source_format": table.format})
+        if online:
+            self._check_online(spec)
         self.registry.put_group(spec)
         return self.feature_group(name)
 
@@ -480,22 +507,30 @@ def _pipeline_json(transform: Any) -> str | None:
     return pipeline.to_json()
 
 
-def _online_write(store: Any, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
-    """Write ``batches`` to the online store, each atomically, in order (the store keeps the latest per key)."""
+def online_group(spec: FeatureGroupSpec) -> OnlineGroup:
+    """The online store's definition of a feature group.
+
+    Raises:
+        SchemaError: A key, time or feature type the online store cannot hold (a float key, a
+            map feature, ...): the group must be ``online=False``.
+    """
     from lakefeed.store.online.base import OnlineGroup
 
+    return OnlineGroup(
+        spec.name,
+        spec.arrow_schema,
+        keys=spec.keys,
+        event_time=spec.event_time,
+        created_time=spec.created_time,
+        write_order=None if spec.read_only else WRITE_COLUMN,  # a registered source has none
+        # an integer-time TTL needs an integer now, which lookups may not have: views apply it
+        ttl=None if isinstance(spec.ttl, int) else spec.ttl,
+    )
+
+
+def _online_write(store: Any, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
+    """Write ``batches`` to the online store, each atomically, in order (the store keeps the latest per key)."""
     name = spec.name
     if name not in getattr(store, "_groups", {}):
-        store.register_group(
-            OnlineGroup(
-                name,
-                spec.arrow_schema,
-                keys=spec.keys,
-                event_time=spec.event_time,
-                created_time=spec.created_time,
-                write_order=None if spec.read_only else WRITE_COLUMN,  # a registered source has none
-                # an integer-time TTL needs an integer now, which lookups may not have: views apply it
-                ttl=None if isinstance(spec.ttl, int) else spec.ttl,
-            )
-        )
+        store.register_group(online_group(spec))
     return int(store.write_batches(name, batches))

@@ -61,7 +61,7 @@ def conform(data: Any, spec: FeatureGroupSpec) -> pa.Table:
 
     Raises:
         SchemaError: A column is missing or unknown, a value does not fit its column's type,
-            or a key or event time is null.
+            a key or event time is null, or a non-nullable column holds nulls.
     """
     table = as_table(data, f"insert into feature group {spec.name!r}")
     schema = spec.arrow_schema
@@ -91,6 +91,11 @@ def conform(data: Any, spec: FeatureGroupSpec) -> pa.Table:
         nulls = out.column(name).null_count
         if nulls:
             msg = f"insert into feature group {spec.name!r}: {nulls} null(s) in {name!r}; keys and times are needed"
+            raise SchemaError(msg)
+    for field in schema:
+        if not field.nullable and out.column(field.name).null_count:
+            nulls = out.column(field.name).null_count
+            msg = f"insert into feature group {spec.name!r}: {nulls} null(s) in {field.name!r}, which is not nullable"
             raise SchemaError(msg)
     if out.num_rows >= MAX_ROWS_PER_INSERT:
         msg = f"insert into feature group {spec.name!r}: {out.num_rows} rows; insert fewer than 2**32 rows at a time"
@@ -162,6 +167,8 @@ class FeatureGroup:
             msg = f"feature group {spec.name!r} is a registered {spec.source_format} source and read-only here"
             raise UnsupportedOperationError(msg)
         rows = conform(data, spec)
+        if spec.online:
+            self.store._check_online(spec)  # before the append: nothing is written if it cannot go online
         registry = self.store.registry
         write = registry.next_write(spec.name)
         keep_record = False  # an insert that could not be undone stays "aborted": never materialized

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -147,19 +147,19 @@ def materialize(
         table = table.refresh()  # now: it holds the commits of every insert found finished above
     rows = updated = 0
     online = store.online_store
-    with _progress(progress, spec.name, len(inserts)) as advance, online.bulk():
+    with _progress(progress, spec.name, len(inserts)) as bar, online.bulk():
         for write in inserts:
             row_filter = window
             if has_write:
                 in_insert = insert_rows(write)
                 row_filter = in_insert if row_filter is None else row_filter & in_insert
             # one task read ahead: encoding and writing the records keep the other core busy
-            read = _Counted(table.scan(filter=row_filter).to_batches(prefetch=1))
+            read = _Counted(table.scan(filter=row_filter).to_batches(prefetch=1), rows, bar.rows)
             updated += store._write_online(spec, read)
-            rows += read.rows
+            rows = read.rows
             if window is None and has_write and write <= limit:
                 registry.set_materialized(spec.name, write)
-            advance()
+            bar.insert_done()
     if window is None and has_write and limit >= first:
         registry.set_materialized(spec.name, limit)  # past aborted inserts up to the limit
     watermark = registry.materialized(spec.name) if has_write else 0
@@ -167,34 +167,54 @@ def materialize(
 
 
 class _Counted:
-    """Batches passed through, counting their rows."""
+    """Batches passed through, counting their rows (from ``rows``)."""
 
-    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+    def __init__(
+        self, batches: Iterable[pa.RecordBatch], rows: int = 0, on_rows: Callable[[int], None] | None = None
+    ) -> None:
         self._batches = batches
-        self.rows = 0
+        self.rows = rows
+        self._on_rows = on_rows
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         for batch in self._batches:
-            self.rows += batch.num_rows
             yield batch
+            self.rows += batch.num_rows  # handed on: the next batch is asked for
+            if self._on_rows is not None:
+                self._on_rows(self.rows)
 
 
 class _progress:
+    """A progress bar over the inserts read, with the rows written so far."""
+
     def __init__(self, show: bool | None, group: str, total: int) -> None:
         self._bar: Any = None
         if show if show is not None else sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(
-                TextColumn(f"[bold]materializing {group}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+                TextColumn(f"[bold]materializing {group}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("inserts, {task.fields[rows]:,} rows"),
+                TimeElapsedColumn(),
             )
-            self._task = self._bar.add_task("inserts", total=total)
+            self._task = self._bar.add_task("inserts", total=total, rows=0)
 
-    def __enter__(self) -> Any:
-        if self._bar is None:
-            return lambda: None
-        self._bar.start()
-        return lambda: self._bar.advance(self._task)
+    def __enter__(self) -> _progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def rows(self, rows: int) -> None:
+        """``rows`` rows written so far."""
+        if self._bar is not None:
+            self._bar.update(self._task, rows=rows)
+
+    def insert_done(self) -> None:
+        """One more insert read whole."""
+        if self._bar is not None:
+            self._bar.advance(self._task)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

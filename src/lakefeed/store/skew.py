@@ -52,8 +52,9 @@ def _same(a: Any, b: Any) -> bool:
 def check_skew(view: FeatureView, *, sample: int = 1000, seed: int = 0, now: datetime | None = None) -> SkewReport:
     """Compare ``sample`` entities' online vectors with a point-in-time read of the history at ``now``.
 
-    Entities are drawn from each group's keys (for a view over several groups, the i-th entity
-    takes the i-th drawn key of every group). A consistent store reports no mismatch; a value
+    Entities are drawn without replacement from each group's distinct keys (for a view over
+    several groups, the i-th entity takes the i-th drawn key of every group), so a ``sample`` at
+    least the number of entities checks every one of them once. A consistent store reports no mismatch; a value
     changed behind the store's back, a failed materialization, or an event dated in the future
     (in the history at ``now`` it does not exist yet, online it is the latest) show up.
 
@@ -78,10 +79,12 @@ def check_skew(view: FeatureView, *, sample: int = 1000, seed: int = 0, now: dat
             raise UnsupportedOperationError(msg)
         time_type = time_type or t
         keys = view.store._group_table(spec).scan(columns=list(spec.keys)).to_arrow()
-        distinct = keys.group_by(list(spec.keys)).aggregate([]).to_pylist()
+        distinct_keys = keys.group_by(list(spec.keys)).aggregate([]).sort_by([(k, "ascending") for k in spec.keys])
+        distinct = distinct_keys.to_pylist()
         if not distinct:
             return SkewReport(view.name, 0, at)
-        picked = [distinct[i] for i in rng.integers(0, len(distinct), min(sample, len(distinct)))]
+        # without replacement: a sample as large as the group checks every entity once
+        picked = [distinct[i] for i in rng.choice(len(distinct), min(sample, len(distinct)), replace=False)]
         entities = picked if entities is None else [{**e, **p} for e, p in zip(entities, picked, strict=False)]
     if not entities or time_type is None:
         return SkewReport(view.name, 0, at)

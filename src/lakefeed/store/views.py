@@ -54,6 +54,11 @@ class FeatureView:
         return [f.name for f in self.spec.features]
 
     @cached_property
+    def keys(self) -> list[str]:
+        """The entity key columns of the view's groups, in order (what an entity names)."""
+        return list(dict.fromkeys(k for spec in self._groups().values() for k in spec.keys))
+
+    @cached_property
     def pipeline(self) -> Pipeline | None:
         """The view's transform pipeline (None without one)."""
         if self.spec.transform is None:
@@ -184,7 +189,14 @@ class FeatureView:
             rows=data.num_rows,
             snapshot_id=table.snapshot_id,
         )
-        self.store.registry.put_dataset(spec)
+        try:
+            self.store.registry.put_dataset(spec)
+        except BaseException as exc:  # no definition, no table: the store is as it was
+            try:
+                self.store.warehouse.drop_table(table_name, purge=True)
+            except Exception as failure:
+                exc.add_note(f"dropping the new table {table_name!r} again failed too: {failure}")
+            raise
         return TrainingDataset(self.store, spec, table)
 
     def get_feature_vector(self, entity: Mapping[str, Any], *, now: datetime | int | None = None) -> dict[str, Any]:
@@ -296,10 +308,17 @@ class TrainingDataset:
         return self._scan().to_arrow()
 
     def loader(self, **kwargs: Any) -> Loader:
-        """A :class:`lakefeed.Loader` over the dataset (keyword arguments as for ``Loader``)."""
+        """A :class:`lakefeed.Loader` over the dataset (keyword arguments as for ``Loader``).
+
+        The same as ``lf.Loader(dataset, **kwargs)``.
+        """
         from lakefeed.loader import Loader
 
         return Loader(self._scan(), **kwargs)
+
+    def as_scan(self) -> Scan:
+        """The dataset's table at the snapshot its rows were saved in: what ``lf.Loader(dataset)`` reads."""
+        return self._scan()
 
     def _scan(self) -> Scan:
         """The dataset table at the snapshot its rows were saved in (an empty dataset has none)."""
