@@ -300,6 +300,15 @@ class FeatureStore:
 
         Raises:
             ConfigError: A bad name, an unknown group or feature, a name clash, an unfitted pipeline.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> fs.create_feature_view("ctr", ["users.clicks"]).features
+            ['clicks']
         """
         from lakefeed.store.definitions import FeatureViewSpec, parse_feature_refs
 
@@ -386,6 +395,18 @@ class FeatureStore:
         ``stale_after``: an insert in flight this long is presumed dead and its committed rows published.
         First the records of aborted inserts whose rows the history no longer holds are removed
         from the registry (they are final, and there is nothing left for them to hold back).
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> _ = users.insert({"user_id": [1, 2], "ts": [datetime(2026, 1, 1)] * 2, "clicks": [3, 5]})
+            >>> fs.materialize("users").rows  # the insert wrote online already: nothing left
+            0
+            >>> fs.materialize("users", start=datetime(2026, 1, 1)).rows  # rewrite a range of event times
+            2
         """
         from lakefeed.store.materialize import materialize
 

@@ -161,6 +161,18 @@ class FeatureGroup:
                 materialized; the message gives the call that removes them), or a
                 materialization had already taken the insert over as stale (the message gives
                 the call that rewrites its rows online). The online store's error is the cause.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> d1, d2 = datetime(2026, 1, 1), datetime(2026, 1, 2)
+            >>> users.insert({"user_id": [1, 1], "ts": [d2, d1], "clicks": [5, 3]}).rows
+            2
+            >>> users.read().num_rows, users.latest().column("clicks").to_pylist()  # history; latest per key
+            (2, [5])
         """
         spec = self.spec
         if spec.read_only:

@@ -111,6 +111,21 @@ class FeatureView:
 
         Raises:
             ColumnNotFoundError: A key, the time or the label is not in the spine.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> d1, d2, d3 = datetime(2026, 1, 1), datetime(2026, 1, 2), datetime(2026, 1, 3)
+            >>> _ = users.insert({"user_id": [1, 1], "ts": [d1, d2], "clicks": [3, 5]})
+            >>> view = fs.create_feature_view("v", ["users.clicks"])
+            >>> spine = {"user_id": [1, 1, 2], "ts": [datetime(2026, 1, 1, 12), d3, d3]}
+            >>> view.training_data(spine).column("clicks").to_pylist()  # as of each row's time; user 2 has none
+            [3, 5, None]
+            >>> view.last_report
+            {'users': 1}
         """
         from lakefeed.store.offline import FeatureSource, point_in_time_join
 
@@ -166,6 +181,22 @@ class FeatureView:
 
         Raises:
             ConfigError: A dataset of that name exists.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> d1, d2, d3 = datetime(2026, 1, 1), datetime(2026, 1, 2), datetime(2026, 1, 3)
+            >>> _ = users.insert({"user_id": [1, 1], "ts": [d1, d2], "clicks": [3, 5]})
+            >>> view = fs.create_feature_view("v", ["users.clicks"])
+            >>> ds = view.create_training_dataset({"user_id": [1, 2], "ts": [d3, d3]}, "clicks_v1")
+            >>> _ = users.insert({"user_id": [2], "ts": [d2], "clicks": [9]})  # later rows...
+            >>> ds.read().column("clicks").to_pylist()  # ...do not change a saved dataset
+            [5, None]
+            >>> [b["features"].tolist() for b in lf.Loader(ds, features=["clicks"], fill_null=0.0, shuffle=False)]
+            [[[5.0], [0.0]]]
         """
         if not isinstance(name, str) or not name.isidentifier():
             msg = f"training dataset name {name!r} must be an identifier, e.g. 'ctr_v1'"
@@ -206,6 +237,18 @@ class FeatureView:
             entity: The key values, e.g. ``{"user_id": 7, "item_id": 3}``.
             now: The time TTLs are checked against (default: now, UTC). Groups with integer event
                 times have no clock: their TTL applies when ``now`` is an int in their units.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> d1, d2, d3 = datetime(2026, 1, 1), datetime(2026, 1, 2), datetime(2026, 1, 3)
+            >>> _ = users.insert({"user_id": [1, 1], "ts": [d1, d2], "clicks": [3, 5]})
+            >>> view = fs.create_feature_view("v", ["users.clicks"])
+            >>> view.get_feature_vector({"user_id": 1})
+            {'user_id': 1, 'clicks': 5}
         """
         return self.get_feature_vectors([entity], now=now)[0]
 
@@ -217,6 +260,18 @@ class FeatureView:
         Raises:
             ColumnNotFoundError: An entity lacks a key column of one of the view's groups.
             OnlineStoreUnavailableError: The online store is down.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> d1, d2, d3 = datetime(2026, 1, 1), datetime(2026, 1, 2), datetime(2026, 1, 3)
+            >>> _ = users.insert({"user_id": [1, 1], "ts": [d1, d2], "clicks": [3, 5]})
+            >>> view = fs.create_feature_view("v", ["users.clicks"])
+            >>> view.get_feature_vectors([{"user_id": 2}, {"user_id": 1}])
+            [{'user_id': 2, 'clicks': None}, {'user_id': 1, 'clicks': 5}]
         """
         store = self.store.online_store
         if store is None:
@@ -254,6 +309,19 @@ class FeatureView:
         """Compare ``sample`` entities' online vectors with a point-in-time read of the history at ``now``.
 
         See :func:`lakefeed.store.skew.check_skew`; ``lakefeed check-skew VIEW`` runs it from the shell.
+
+        Example:
+            >>> import lakefeed as lf, pyarrow as pa, tempfile
+            >>> from datetime import datetime
+            >>> fs = lf.FeatureStore(tempfile.mkdtemp())
+            >>> schema = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+            >>> users = fs.create_feature_group("users", keys=["user_id"], event_time="ts", schema=schema)
+            >>> d1, d2, d3 = datetime(2026, 1, 1), datetime(2026, 1, 2), datetime(2026, 1, 3)
+            >>> _ = users.insert({"user_id": [1, 1], "ts": [d1, d2], "clicks": [3, 5]})
+            >>> view = fs.create_feature_view("v", ["users.clicks"])
+            >>> report = view.check_skew(sample=10)
+            >>> report.checked, report.consistent
+            (1, True)
         """
         from lakefeed.store.skew import check_skew
 
