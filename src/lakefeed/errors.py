@@ -29,6 +29,7 @@ The tree::
     │   └── CommitConflictError
     └── OnlineStoreError
         └── OnlineStoreUnavailableError
+            └── OnlineWriteUnknownError
 
     LakefeedWarning (UserWarning)
     ├── PerformanceWarning
@@ -58,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "OnlineStoreError",
     "OnlineStoreUnavailableError",
+    "OnlineWriteUnknownError",
     "PerformanceWarning",
     "ResumeStateError",
     "SchemaError",
@@ -215,6 +217,17 @@ class OnlineStoreUnavailableError(OnlineStoreError):
     """The online store cannot be reached (e.g. Redis is down); calls work again once it is back."""
 
     code: ClassVar[str] = "online-store-unavailable"
+
+
+class OnlineWriteUnknownError(OnlineStoreUnavailableError):
+    """The connection was lost after a write was sent, and whether the online store applied it is unknown.
+
+    Raised only when the store could not be asked afterwards either (a lost reply is otherwise
+    resolved: the write counts as done or as not done). Writing the same rows again is safe: the
+    store keeps the latest row per key.
+    """
+
+    code: ClassVar[str] = "online-write-unknown"
 
 
 class LakefeedWarning(UserWarning):

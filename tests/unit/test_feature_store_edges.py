@@ -164,3 +164,57 @@ def test_a_feature_named_like_a_key_of_the_view_is_refused(tmp_path: Path) -> No
         fs.create_feature_view("v", ["users.clicks", "items.*"])
     assert fs.list_feature_views() == []
     fs.create_feature_view("alone", ["items.user_id"])  # no group of this view is keyed by it
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("delta", marks=pytest.mark.delta),
+        pytest.param("delta_pk", marks=pytest.mark.delta),
+        pytest.param("paimon", marks=pytest.mark.paimon),
+        pytest.param("paimon_pk", marks=pytest.mark.paimon),
+    ],
+)
+def test_delta_and_paimon_sources_register_read_only_and_pin_their_snapshot(tmp_path: Path, kind: str) -> None:
+    from lakefeed.errors import UnsupportedOperationError
+
+    scheme, _, pk = kind.partition("_")
+    uri = f"{scheme}://{tmp_path}/src" + ("/db.t" if scheme == "paimon" else "")
+    first = pa.table(
+        {
+            "user_id": pa.array([1, 2, 3], pa.int64()),
+            "ts": pa.array([T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)], pa.timestamp("us")),
+            "clicks": pa.array([10, 20, 30], pa.int64()),
+        }
+    )
+    keys = ["user_id", "ts"] if pk else None
+    source = lf.create_table(uri, first, primary_key=keys) if pk else lf.create_table(uri, first)
+    fs = lf.FeatureStore(tmp_path / "home")
+    group = fs.register_feature_group("ext", uri, keys=["user_id"], event_time="ts", online=True)
+    assert group.spec.read_only
+    assert group.spec.source_format == scheme
+    with pytest.raises(UnsupportedOperationError, match=f"registered {scheme} source and read-only"):
+        group.insert(first)
+    view = fs.create_feature_view("v", ["ext.clicks"])
+    spine = {"user_id": [1, 2, 3, 4], "ts": [T0 + timedelta(days=1)] * 4}
+    assert view.training_data(spine).column("clicks").to_pylist() == [10, 20, 30, None]
+    dataset = view.create_training_dataset(spine, "ds")
+    # the source moves on: a later event for user 1, and (primary-key tables) a changed row of user 2
+    later = pa.table(
+        {
+            "user_id": pa.array([1, 2], pa.int64()),
+            "ts": pa.array([T0 + timedelta(hours=12), T0 + timedelta(hours=1)], pa.timestamp("us")),
+            "clicks": pa.array([11, 21], pa.int64()),
+        }
+    )
+    if pk:
+        source.upsert(later)
+    else:
+        source.append(later.slice(0, 1))
+    now = view.training_data(spine).column("clicks").to_pylist()
+    assert now == ([11, 21, 30, None] if pk else [11, 20, 30, None])
+    assert dataset.read().column("clicks").to_pylist() == [10, 20, 30, None]  # pinned to the old snapshot
+    assert fs.training_dataset("ds").read().equals(dataset.read())
+    assert fs.materialize("ext").rows >= 3
+    got = view.get_feature_vectors([{"user_id": 1}, {"user_id": 2}], now=T0 + timedelta(days=1))
+    assert got == [{"user_id": 1, "clicks": 11}, {"user_id": 2, "clicks": 21 if pk else 20}]

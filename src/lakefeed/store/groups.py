@@ -14,7 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakefeed.errors import CommitConflictError, CommitError, LakefeedWarning, SchemaError, UnsupportedOperationError
+from lakefeed.errors import (
+    CommitConflictError,
+    CommitError,
+    LakefeedWarning,
+    OnlineWriteUnknownError,
+    SchemaError,
+    UnsupportedOperationError,
+)
 from lakefeed.store.definitions import WRITE_COLUMN, FeatureGroupSpec, insert_rows
 from lakefeed.tables.iceberg import IcebergTable
 from lakefeed.tables.iceberg_files import IcebergFileAppend
@@ -156,8 +163,10 @@ class FeatureGroup:
             OnlineStoreUnavailableError: The online store is down (nothing is kept).
             CommitConflictError: Other writers kept committing first, through every retry
                 (nothing is written).
-            CommitError: The online write failed and the insert could not be undone: its rows
-                stay in the history. Either deleting them failed (the insert is never
+            CommitError: The connection to the online store was lost after the write was sent
+                and whether it was applied is unknown: the rows stay in the history and the next
+                materialization writes them online. Or the online write failed and the insert
+                could not be undone: its rows stay in the history. Either deleting them failed (the insert is never
                 materialized; the message gives the call that removes them), or a
                 materialization had already taken the insert over as stale (the message gives
                 the call that rewrites its rows online). The online store's error is the cause.
@@ -203,6 +212,17 @@ class FeatureGroup:
                 try:
                     # one batch: the online side of an insert is atomic, like its offline side
                     online_rows = self.store._write_online(spec, [stamped])
+                except OnlineWriteUnknownError as exc:
+                    # it may have landed: undoing the append could leave online values the history
+                    # lacks. Kept, it is an insert like any other, below the watermark: the next
+                    # materialization writes it (again), which is harmless (latest per key).
+                    finished = True
+                    msg = (
+                        f"insert {write} into feature group {spec.name!r}: whether its online write was applied is "
+                        f"unknown ({exc}); its {rows.num_rows} rows stay in the history (not undone), and the next "
+                        f"fs.materialize({spec.name!r}) writes them online"
+                    )
+                    raise CommitError(msg) from exc
                 except BaseException as exc:
                     try:
                         claimed = registry.abort_write(spec.name, write)

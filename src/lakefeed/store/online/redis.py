@@ -27,6 +27,7 @@ not supported (a batch spans many hash slots).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -39,7 +40,7 @@ import numpy as np
 
 from lakefeed._utils import import_optional
 from lakefeed.config import RedisOnlineConfig
-from lakefeed.errors import ConfigError, OnlineStoreError, OnlineStoreUnavailableError
+from lakefeed.errors import ConfigError, OnlineStoreError, OnlineStoreUnavailableError, OnlineWriteUnknownError
 from lakefeed.store.online import _codec
 from lakefeed.store.online._batch import PreparedBatch, newer_or_equal
 from lakefeed.store.online.base import OnlineGroup, OnlineStore
@@ -253,7 +254,7 @@ class RedisOnlineStore(OnlineStore):
             if sending is not None:
                 sending.result()
         conn.send_packed_command(plan.tail)
-        return self._done(plan, self._exec_result(conn, queued + 3, plan.count))
+        return self._finish(conn, plan, queued + 3)
 
     def _pipeline(self, conn: Any, first: PreparedBatch, rest: Iterator[PreparedBatch]) -> int:
         """Write ``first`` then ``rest``, one transaction each, encoding a batch while Redis applies the one before.
@@ -289,8 +290,8 @@ class RedisOnlineStore(OnlineStore):
 
     def _settle(self, conn: Any, pending: _Pending) -> int:
         """Finish a transaction sent by _pipeline; if another writer interfered, write the batch again."""
-        pending.sent.result()
-        written = self._done(pending.plan, self._exec_result(conn, pending.queued, pending.plan.count))
+        pending.sent.result()  # a failed send never ran: EXEC, the last bytes, did not get through
+        written = self._finish(conn, pending.plan, pending.queued)
         return self._retrying(conn, pending.batch) if written is None else written
 
     def _done(self, plan: _Plan, written: int | None) -> int | None:
@@ -298,6 +299,57 @@ class RedisOnlineStore(OnlineStore):
         if written is not None and plan.bitmap is not None:
             self._bitmaps[plan.group] = (plan.token, plan.bitmap)
         return written
+
+    def _finish(self, conn: Any, plan: _Plan, queued: int) -> int | None:
+        """Read the replies of a sent transaction: keys written, or None if EXEC did not run (interference).
+
+        If the connection is lost before EXEC's reply, the transaction may or may not have run:
+        Redis is asked (:meth:`_applied`). Ran: it counts as written. Did not run: the connection
+        error goes on. Cannot tell: :class:`OnlineWriteUnknownError`.
+        """
+        try:
+            return self._done(plan, self._exec_result(conn, queued, plan.count))
+        except (self._errors.ConnectionError, self._errors.TimeoutError) as exc:
+            applied = self._applied(conn, plan)
+            if applied is None:
+                where = _redact(self.config.url)
+                msg = (
+                    f"writing to group {plan.group!r}: the connection to Redis at {where!r} was lost after the "
+                    f"transaction was sent ({exc}), and Redis could not be asked whether it ran: whether the "
+                    "write was applied is unknown; writing the same rows again is safe"
+                )
+                raise OnlineWriteUnknownError(msg) from exc
+            if not applied:
+                raise
+            return self._done(plan, plan.count)
+
+    def _applied(self, conn: Any, plan: _Plan) -> bool | None:
+        """Whether a transaction whose reply was lost ran: True, False, or None if Redis cannot tell.
+
+        The lost connection is first closed on the server side (``CLIENT KILL ADDR``; its unread
+        commands are dropped, and a command already running finishes before the kill), so that
+        nothing of it can run after the answer. Then the group's token: the transaction's own
+        token means it ran; the token it watched means it did not; another (a later writer's)
+        cannot tell.
+        """
+        try:
+            local = conn._sock.getsockname() if getattr(conn, "_sock", None) is not None else None
+        except OSError:
+            local = None
+        try:
+            # best effort: refused where ACLs forbid it; finds nothing behind a proxy or once gone
+            with contextlib.suppress(self._errors.ResponseError):
+                if local is not None:
+                    self._client.execute_command("CLIENT", "KILL", "ADDR", f"{local[0]}:{local[1]}")
+            token = self._client.get(self._token_key(plan.group))
+        except self._errors.RedisError:
+            return None
+        finally:
+            conn.disconnect()
+        token = None if token is None else bytes(token)
+        if token == plan.token:
+            return True
+        return False if token == plan.watched else None
 
     def _check(self, conn: Any, batch: PreparedBatch, bits: np.ndarray[Any, Any] | None = None) -> _Plan | None:
         """WATCH the group, compare the batch with the stored times: what to write, or None for nothing.
@@ -356,7 +408,9 @@ class RedisOnlineStore(OnlineStore):
             mark = _pack(b"BITFIELD", bkey, *ops)
         fresh = os.urandom(16)
         tail = [mark, _pack(b"INCRBY", ckey, b"%d" % new), _pack(b"SET", wkey, fresh), _pack(b"EXEC")]
-        return _Plan(group.name, None if len(rows) == n else rows, len(rows), tail, fresh, bitmap if large else None)
+        watched = None if token is None else bytes(token)
+        rows_or_all = None if len(rows) == n else rows
+        return _Plan(group.name, rows_or_all, len(rows), tail, fresh, watched, bitmap if large else None)
 
     def _msets(self, batch: PreparedBatch, rows: np.ndarray[Any, Any] | None) -> Iterator[list[bytes | memoryview]]:
         """``MSET`` commands of the records of ``rows`` (all if None), a slice of rows each."""
@@ -412,6 +466,8 @@ class _Plan:
     tail: list[bytes]
     token: bytes
     """The token the transaction sets."""
+    watched: bytes | None
+    """The token it watched (there before it; None: none yet)."""
     bitmap: np.ndarray[Any, Any] | None
     """The whole key bitmap the transaction sets (None for a small batch, which sets single bits)."""
 

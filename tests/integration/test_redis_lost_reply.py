@@ -1,0 +1,216 @@
+"""A connection to Redis lost after a write's EXEC was sent: applied or not, the stores stay consistent.
+
+A real TCP proxy sits between lakefeed and the real Redis. When the client's bytes hold an
+``EXEC``, the proxy either drops them and cuts the connection (the transaction never ran), or
+forwards them, lets Redis apply them, and cuts the connection before the reply comes back (the
+client cannot tell from the reply). The store then asks Redis, on a new connection, whether its
+transaction ran; when the proxy refuses that too, the outcome is unknown, and an insert keeps its
+rows in the history (for the next materialization) instead of undoing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pytest
+
+import lakefeed as lf
+from lakefeed.errors import CommitError, OnlineStoreUnavailableError, OnlineWriteUnknownError
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2026, 1, 1)
+USERS = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
+EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+Mode = Literal["pass", "drop-exec", "lose-reply", "lose-reply-and-go"]
+
+
+class CuttingProxy:
+    """A TCP proxy to Redis that cuts a connection at its first EXEC, as ``mode`` says.
+
+    - ``pass``: relays everything;
+    - ``drop-exec``: the chunk holding the EXEC is not forwarded; the connection is cut;
+    - ``lose-reply``: the chunk is forwarded, Redis applies it, then the connection is cut
+      before the reply is relayed; new connections still work;
+    - ``lose-reply-and-go``: as ``lose-reply``, then every connection is cut and new ones are
+      refused (closed at once), as when the network to Redis is gone.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.mode: Mode = "pass"
+        self.cuts = 0
+        self._gone = False
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._gone:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self._open += [client, server]
+            cut = threading.Event()
+            threading.Thread(target=self._upstream, args=(client, server, cut), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(server, client, cut), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket, cut: threading.Event) -> None:
+        tail = b""  # the end of the last chunk: an EXEC may span two
+        try:
+            while data := client.recv(1 << 16):
+                seen = EXEC in tail + data
+                tail = (tail + data)[-(len(EXEC) - 1) :]
+                if self.mode == "pass" or not seen:
+                    server.sendall(data)
+                    continue
+                mode, self.mode = self.mode, "pass"  # one cut per arming
+                self.cuts += 1
+                cut.set()  # nothing more goes back to the client
+                if mode == "lose-reply-and-go":  # first every other connection, idle ones too
+                    self._gone = True
+                    for other in self._open:
+                        if other not in (client, server):
+                            _close(other)
+                if mode != "drop-exec":
+                    server.sendall(data)
+                    time.sleep(0.3)  # Redis applies the transaction (its reply is not relayed)
+                break
+        except OSError:
+            pass
+        finally:
+            for s in (client, server):
+                _close(s)
+
+    def _downstream(self, server: socket.socket, client: socket.socket, cut: threading.Event) -> None:
+        try:
+            while data := server.recv(1 << 16):
+                if cut.is_set():
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, server):
+                _close(s)
+
+    def come_back(self) -> None:
+        """Accept connections again."""
+        self._gone = False
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
+
+
+def _close(s: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        s.shutdown(socket.SHUT_RDWR)
+    s.close()
+
+
+@pytest.fixture
+def proxy(redis_url: str) -> Iterator[CuttingProxy]:
+    url = urlparse(redis_url)
+    p = CuttingProxy(url.hostname or "127.0.0.1", url.port or 6379)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def via_proxy(proxy: CuttingProxy, redis_url: str) -> str:
+    db = urlparse(redis_url).path or "/0"
+    return f"redis://127.0.0.1:{proxy.port}{db}"
+
+
+def _store(tmp_path: Path, online: str) -> lf.FeatureStore:
+    return lf.FeatureStore(
+        catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}",
+        warehouse=tmp_path / "wh",
+        online=online,
+    )
+
+
+def _group(fs: lf.FeatureStore) -> tuple[lf.FeatureGroup, str]:
+    name = f"lost_{uuid.uuid4().hex[:8]}"  # the Redis db is shared between tests: a group of its own
+    group = fs.create_feature_group(name, keys=["user_id"], event_time="ts", schema=USERS)
+    group.insert({"user_id": [1, 2], "ts": [T0, T0], "clicks": [10, 20]})
+    return group, name
+
+
+def _online(fs: lf.FeatureStore, name: str) -> list[object]:
+    view = fs.create_feature_view(f"{name}_v", [f"{name}.clicks"], exist_ok=True)
+    return [v["clicks"] for v in view.get_feature_vectors([{"user_id": 1}, {"user_id": 2}, {"user_id": 3}])]
+
+
+def test_an_exec_that_never_ran_rolls_the_insert_back(tmp_path: Path, proxy: CuttingProxy, via_proxy: str) -> None:
+    with _store(tmp_path, via_proxy) as fs:
+        group, name = _group(fs)
+        before = group.table.snapshot_id
+        proxy.mode = "drop-exec"
+        with pytest.raises(OnlineStoreUnavailableError) as raised:
+            group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
+        assert not isinstance(raised.value, OnlineWriteUnknownError)
+        assert proxy.cuts == 1
+        assert sorted(group.read().column("clicks").to_pylist()) == [10, 20]  # the append was undone
+        assert group.table.snapshot_id != before  # (by a delete commit)
+        assert _online(fs, name) == [10, 20, None]
+        fs.delete_feature_view(f"{name}_v")
+        fs.delete_feature_group(name)
+
+
+def test_an_exec_that_ran_but_lost_its_reply_is_found_applied(
+    tmp_path: Path, proxy: CuttingProxy, via_proxy: str
+) -> None:
+    with _store(tmp_path, via_proxy) as fs:
+        group, name = _group(fs)
+        proxy.mode = "lose-reply"
+        result = group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
+        assert proxy.cuts == 1
+        assert result.online_rows == 2
+        assert sorted(group.read().column("clicks").to_pylist()) == [10, 11, 20, 30]
+        assert _online(fs, name) == [11, 20, 30]
+        assert fs.registry.materialized(name) == result.write  # nothing left to materialize
+        fs.delete_feature_view(f"{name}_v")
+        fs.delete_feature_group(name)
+
+
+def test_an_unknown_outcome_keeps_the_rows_for_the_next_materialization(
+    tmp_path: Path, proxy: CuttingProxy, via_proxy: str
+) -> None:
+    with _store(tmp_path, via_proxy) as fs:
+        group, name = _group(fs)
+        watermark = fs.registry.materialized(name)
+        proxy.mode = "lose-reply-and-go"
+        with pytest.raises(CommitError, match=r"unknown.*stay in the history.*materialize") as raised:
+            group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
+        assert isinstance(raised.value.__cause__, OnlineWriteUnknownError)
+        # the history keeps the rows (the online write may have landed: undoing them could leave
+        # online values that the history lacks); the watermark stays below the insert
+        assert sorted(group.read().column("clicks").to_pylist()) == [10, 11, 20, 30]
+        assert fs.registry.materialized(name) == watermark
+        assert fs.registry.in_flight(name) == {}
+        proxy.come_back()
+        result = fs.materialize(name)
+        assert (result.inserts, result.rows) == (1, 2)
+        assert _online(fs, name) == [11, 20, 30]
+        fs.delete_feature_view(f"{name}_v")
+        fs.delete_feature_group(name)
