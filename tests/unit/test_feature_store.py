@@ -190,19 +190,27 @@ def test_a_view_pipeline_applies_offline_and_online_alike(fs: lf.FeatureStore) -
         assert a["ctr"] == b["ctr"]
 
 
-def test_materialize_is_incremental_and_idempotent(tmp_path: Path) -> None:
+def _random_history(
+    tmp_path: Path, *, seed: int, inserts: int, rows: int, keys: int
+) -> tuple[lf.FeatureStore, lf.FeatureGroup]:
+    """A store whose online group ``users`` got ``inserts`` inserts of ``rows`` random rows over ``keys`` users."""
     store = lf.FeatureStore(tmp_path / "m")
     users = store.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS, online=True)
-    rng = np.random.default_rng(0)
-    for _k in range(3):
+    rng = np.random.default_rng(seed)
+    for _k in range(inserts):
         users.insert(
             {
-                "user_id": rng.integers(0, 50, 200),
-                "ts": [_day(float(d)) for d in rng.uniform(0, 30, 200)],
-                "clicks": rng.integers(0, 100, 200),
-                "ctr": rng.random(200),
+                "user_id": rng.integers(0, keys, rows),
+                "ts": [_day(float(d)) for d in rng.uniform(0, 30, rows)],
+                "clicks": rng.integers(0, 100, rows),
+                "ctr": rng.random(rows),
             }
         )
+    return store, users
+
+
+def test_materialize_is_incremental_and_idempotent(tmp_path: Path) -> None:
+    store, users = _random_history(tmp_path, seed=0, inserts=3, rows=200, keys=50)
     view = store.create_feature_view("v", ["users.clicks"])
     expected = {r["user_id"]: r["clicks"] for r in users.latest().to_pylist()}
     # inserts already wrote online: nothing left to materialize
@@ -250,18 +258,7 @@ def test_a_materialization_that_crashed_midway_resumes_without_gaps(
 ) -> None:
     from lakefeed.store import materialize as materialize_module
 
-    store = lf.FeatureStore(tmp_path / "m")
-    users = store.create_feature_group("users", keys=["user_id"], event_time="ts", schema=USERS, online=True)
-    rng = np.random.default_rng(1)
-    for _k in range(5):
-        users.insert(
-            {
-                "user_id": rng.integers(0, 80, 300),
-                "ts": [_day(float(d)) for d in rng.uniform(0, 30, 300)],
-                "clicks": rng.integers(0, 1000, 300),
-                "ctr": rng.random(300),
-            }
-        )
+    store, users = _random_history(tmp_path, seed=1, inserts=5, rows=300, keys=80)
     view = store.create_feature_view("v", ["users.clicks", "users.ctr"])
     expected = {r["user_id"]: (r["clicks"], r["ctr"]) for r in users.latest().to_pylist()}
     # the online side lost (a new online store), the watermark back at the start
