@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -33,7 +33,7 @@ T0 = datetime(2026, 1, 1)
 USERS = pa.schema([("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("clicks", pa.int64())])
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
-Mode = Literal["pass", "drop-exec", "lose-reply", "lose-reply-and-go"]
+Mode = Literal["pass", "drop-exec", "lose-reply", "lose-reply-and-go", "delay-exec"]
 
 
 class CuttingProxy:
@@ -42,36 +42,51 @@ class CuttingProxy:
     - ``pass``: relays everything;
     - ``drop-exec``: the chunk holding the EXEC is not forwarded; the connection is cut;
     - ``lose-reply``: the chunk is forwarded, Redis applies it, then the connection is cut
-      before the reply is relayed; new connections still work;
-    - ``lose-reply-and-go``: as ``lose-reply``, then every connection is cut and new ones are
-      refused (closed at once), as when the network to Redis is gone.
+      before any reply is relayed; new connections still work;
+    - ``lose-reply-and-go``: as ``lose-reply``, but first every other connection is cut and new
+      ones are refused (closed at once), as when the network to Redis is gone;
+    - ``delay-exec``: the client's side is cut at once, and the chunk reaches Redis only
+      ``delay`` seconds later (a packet stuck in the network), after the client asked.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, delay: float = 0.6) -> None:
         self.target = (host, port)
         self.mode: Mode = "pass"
+        self.delay = delay
         self.cuts = 0
         self._gone = False
-        self._open: list[socket.socket] = []
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._start(self._accept)
+
+    def _start(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _accept(self) -> None:
-        while not self._stop:
+        while True:
             try:
                 client, _ = self._listener.accept()
             except OSError:
-                return
+                return  # closed
             if self._gone:
                 client.close()
                 continue
-            server = socket.create_connection(self.target)
-            self._open += [client, server]
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._open |= {client, server}
             cut = threading.Event()
-            threading.Thread(target=self._upstream, args=(client, server, cut), daemon=True).start()
-            threading.Thread(target=self._downstream, args=(server, client, cut), daemon=True).start()
+            self._start(self._upstream, client, server, cut)
+            self._start(self._downstream, server, client, cut)
 
     def _upstream(self, client: socket.socket, server: socket.socket, cut: threading.Event) -> None:
         tail = b""  # the end of the last chunk: an EXEC may span two
@@ -84,41 +99,55 @@ class CuttingProxy:
                     continue
                 mode, self.mode = self.mode, "pass"  # one cut per arming
                 self.cuts += 1
-                cut.set()  # nothing more goes back to the client
+                cut.set()  # from now on no reply goes back to the client (they are dropped)
                 if mode == "lose-reply-and-go":  # first every other connection, idle ones too
                     self._gone = True
-                    for other in self._open:
-                        if other not in (client, server):
-                            _close(other)
+                    with self._lock:
+                        others = self._open - {client, server}
+                    for other in others:
+                        _close(other)
+                if mode == "delay-exec":
+                    _close(client)  # the client sees the connection lost and asks Redis
+                    time.sleep(self.delay)
                 if mode != "drop-exec":
                     server.sendall(data)
-                    time.sleep(0.3)  # Redis applies the transaction (its reply is not relayed)
+                    time.sleep(0.3)  # Redis handles the transaction (its replies are dropped)
                 break
         except OSError:
             pass
         finally:
-            for s in (client, server):
-                _close(s)
+            self._forget(client, server)
 
     def _downstream(self, server: socket.socket, client: socket.socket, cut: threading.Event) -> None:
         try:
             while data := server.recv(1 << 16):
-                if cut.is_set():
-                    break
-                client.sendall(data)
+                if not cut.is_set():
+                    client.sendall(data)
         except OSError:
             pass
         finally:
-            for s in (client, server):
-                _close(s)
+            self._forget(client)
+
+    def _forget(self, *sockets: socket.socket) -> None:
+        for s in sockets:
+            _close(s)
+        with self._lock:
+            self._open -= set(sockets)
 
     def come_back(self) -> None:
         """Accept connections again."""
         self._gone = False
 
     def close(self) -> None:
-        self._stop = True
+        """Stop accepting, cut every connection, and wait for the proxy's threads."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
         self._listener.close()
+        with self._lock:
+            remaining = list(self._open)
+        self._forget(*remaining)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
 
 def _close(s: socket.socket) -> None:
@@ -172,6 +201,23 @@ def test_an_exec_that_never_ran_rolls_the_insert_back(tmp_path: Path, proxy: Cut
         assert proxy.cuts == 1
         assert sorted(group.read().column("clicks").to_pylist()) == [10, 20]  # the append was undone
         assert group.table.snapshot_id != before  # (by a delete commit)
+        assert _online(fs, name) == [10, 20, None]
+        fs.delete_feature_view(f"{name}_v")
+        fs.delete_feature_group(name)
+
+
+def test_a_late_exec_after_the_answer_not_applied_is_fenced_off(
+    tmp_path: Path, proxy: CuttingProxy, via_proxy: str
+) -> None:
+    with _store(tmp_path, via_proxy) as fs:
+        group, name = _group(fs)
+        proxy.mode = "delay-exec"
+        with pytest.raises(OnlineStoreUnavailableError) as raised:
+            group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
+        assert not isinstance(raised.value, OnlineWriteUnknownError)
+        assert sorted(group.read().column("clicks").to_pylist()) == [10, 20]  # undone
+        time.sleep(proxy.delay + 0.5)  # the transaction has reached Redis by now, and aborted
+        assert proxy.cuts == 1
         assert _online(fs, name) == [10, 20, None]
         fs.delete_feature_view(f"{name}_v")
         fs.delete_feature_group(name)

@@ -493,6 +493,29 @@ def test_an_unseen_category_under_a_view_transform_is_422(fs: lf.FeatureStore, t
     assert "handle_unknown='ignore'" in resp.json()["error"]["message"]
 
 
+def test_features_are_the_names_a_view_transform_serves(fs: lf.FeatureStore) -> None:
+    import lakefeed.transforms as lt
+
+    schema = pa.schema(
+        [("user_id", pa.int64()), ("ts", pa.timestamp("us")), ("color", pa.string()), ("size", pa.int64())]
+    )
+    colors = fs.create_feature_group("colors", keys=["user_id"], event_time="ts", schema=schema)
+    colors.insert({"user_id": [1, 2], "ts": [NOW - timedelta(hours=1)] * 2, "color": ["red", "blue"], "size": [3, 4]})
+    fitted = lt.Pipeline([lt.OneHotEncoder(columns=["color"])]).fit(pa.table({"color": ["blue", "red"]}))
+    view = fs.create_feature_view("painted", ["colors.color", "colors.size"], transform=fitted)
+    assert view.served_features == ["color_blue", "color_red", "size"]
+    assert set(view.get_feature_vector({"user_id": 1})) == {"user_id", *view.served_features}
+    with TestClient(create_app(fs)) as client:
+        picked = client.post("/features/painted", json={"entity": {"user_id": 1}, "features": ["color_red", "size"]})
+        assert picked.json() == {"features": {"user_id": 1, "color_red": 1.0, "size": 3}}
+        refused = client.post("/features/painted", json={"entity": {"user_id": 1}, "features": ["color"]})
+    assert refused.status_code == 422
+    assert (
+        "has no feature(s) ['color']; its features are ['color_blue', 'color_red', 'size']"
+        in refused.json()["error"]["message"]
+    )
+
+
 @pytest.mark.parametrize("key", ["", "  "])
 def test_cli_serve_refuses_an_empty_api_key(
     fs: lf.FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str

@@ -104,10 +104,12 @@ def _check_request(view: FeatureView, entities: list[dict[str, Any]], features: 
             if unknown:
                 return f"entity field(s) {unknown} are not keys of feature view {view.name!r}; its keys are {keys}"
             break  # a missing key is named by the lookup
-    if features is not None:
-        unknown = [f for f in features if f not in view.features]
+    if features:
+        served = view.served_features
+        known = set(served)
+        unknown = [f for f in features if f not in known]
         if unknown:
-            return f"feature view {view.name!r} has no feature(s) {unknown}; its features are {list(view.features)}"
+            return f"feature view {view.name!r} has no feature(s) {unknown}; its features are {served}"
     return None
 
 

@@ -8,7 +8,7 @@ code runs on a PostgreSQL catalog, object storage and Redis.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -205,10 +205,7 @@ class FeatureStore:
         try:
             self.registry.put_group(spec.model_copy(update={"table": table}))
         except BaseException as exc:  # no definition, no table: the store is as it was
-            try:
-                self.warehouse.drop_table(table, purge=True)
-            except Exception as failure:
-                exc.add_note(f"dropping the new table {table!r} again failed too: {failure}")
+            _undo_table(self.warehouse, table, exc, lambda: name in self.registry.list_groups())
             raise
         return self.feature_group(name)
 
@@ -526,6 +523,26 @@ def _pipeline_json(transform: Any) -> str | None:
         msg = "the feature view's transform pipeline is not fitted; fit it on training data first"
         raise ConfigError(msg)
     return pipeline.to_json()
+
+
+def _undo_table(warehouse: Warehouse, table: str, exc: BaseException, registered: Callable[[], bool]) -> None:
+    """After a failed registry write: drop the new ``table``, unless its definition was written after all.
+
+    A lost reply to the registry's commit can hide a definition that is there; if the registry
+    cannot be asked, the table is kept (a definition without its table would be worse) and a
+    note says so.
+    """
+    try:
+        if registered():
+            exc.add_note(f"the definition was registered after all; the table {table!r} is kept")
+            return
+    except Exception as failure:
+        exc.add_note(f"the registry could not be asked whether the definition was saved ({failure}); {table!r} is kept")
+        return
+    try:
+        warehouse.drop_table(table, purge=True)
+    except Exception as failure:
+        exc.add_note(f"dropping the new table {table!r} again failed too: {failure}")
 
 
 def online_group(spec: FeatureGroupSpec) -> OnlineGroup:

@@ -214,13 +214,13 @@ class FeatureGroup:
                     online_rows = self.store._write_online(spec, [stamped])
                 except OnlineWriteUnknownError as exc:
                     # it may have landed: undoing the append could leave online values the history
-                    # lacks. Kept, it is an insert like any other, below the watermark: the next
-                    # materialization writes it (again), which is harmless (latest per key).
+                    # lacks. Kept, it is a finished insert above the watermark (which cannot pass it
+                    # until a materialization wrote it): the next one writes it, harmlessly if again.
                     finished = True
                     msg = (
                         f"insert {write} into feature group {spec.name!r}: whether its online write was applied is "
-                        f"unknown ({exc}); its {rows.num_rows} rows stay in the history (not undone), and the next "
-                        f"fs.materialize({spec.name!r}) writes them online"
+                        f"unknown ({exc}); its {rows.num_rows} rows stay in the history (not undone: do not insert "
+                        f"them again), and the next fs.materialize({spec.name!r}) writes them online"
                     )
                     raise CommitError(msg) from exc
                 except BaseException as exc:

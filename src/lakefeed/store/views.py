@@ -54,6 +54,28 @@ class FeatureView:
         return [f.name for f in self.spec.features]
 
     @cached_property
+    def served_features(self) -> list[str]:
+        """The features of a vector, in order: :attr:`features`, or what the view's pipeline makes of them.
+
+        A pipeline can rename and widen (a one-hot encoder makes ``color_red``, ``color_blue``
+        of ``color``): these are the names :meth:`get_feature_vector` returns besides the keys.
+        """
+        pipeline = self.pipeline
+        if pipeline is None:
+            return self.features
+        groups = self._groups()
+        fields: dict[str, pa.DataType] = {}
+        for spec in groups.values():
+            schema = spec.arrow_schema
+            for key in spec.keys:
+                fields.setdefault(key, schema.field(key).type)
+        for ref in self.spec.features:
+            fields[ref.name] = groups[ref.group].arrow_schema.field(ref.feature).type
+        names = pipeline.output_schema(pa.schema(list(fields.items()))).names
+        keys = set(self.keys)
+        return [n for n in names if n not in keys]
+
+    @cached_property
     def keys(self) -> list[str]:
         """The entity key columns of the view's groups, in order (what an entity names)."""
         return list(dict.fromkeys(k for spec in self._groups().values() for k in spec.keys))
@@ -223,10 +245,10 @@ class FeatureView:
         try:
             self.store.registry.put_dataset(spec)
         except BaseException as exc:  # no definition, no table: the store is as it was
-            try:
-                self.store.warehouse.drop_table(table_name, purge=True)
-            except Exception as failure:
-                exc.add_note(f"dropping the new table {table_name!r} again failed too: {failure}")
+            from lakefeed.store.feature_store import _undo_table
+
+            registry = self.store.registry
+            _undo_table(self.store.warehouse, table_name, exc, lambda: name in registry.list_datasets())
             raise
         return TrainingDataset(self.store, spec, table)
 

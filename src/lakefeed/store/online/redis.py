@@ -17,7 +17,10 @@ script reads each record's header with ``GETRANGE`` and returns them all as one 
 them with the batch's times in numpy; then ``MULTI``, ``MSET`` the winning records (in chunks, all
 queued), add the keys that were new to the counter, set their bits, set a new token, ``EXEC``. EXEC applies
 everything or, if another writer touched the group meanwhile, nothing (then the batch is tried
-again). Deleting a group finds its records with ``SCAN``, inside one script. Commands are packed
+again). If the connection is lost before EXEC's reply, another connection asks whether it ran
+(``_FENCE``: the token is the transaction's, or still the watched one, which the script then
+replaces so that a late EXEC aborts); only when that cannot tell is the outcome unknown
+(``OnlineWriteUnknownError``). Deleting a group finds its records with ``SCAN``, inside one script. Commands are packed
 into the Redis protocol with Arrow and numpy in bulk, not argument by argument. A batch's commands
 are queued in Redis until EXEC, so Redis needs memory for about twice the batch while it runs;
 batches of up to 1M rows x 1 KB were tested. ``write_batches`` pipelines: while Redis applies one
@@ -27,7 +30,6 @@ not supported (a batch spans many hash slots).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import time
@@ -66,6 +68,19 @@ for i = 2, #ARGV do
   if #t == 24 then out[#out + 1] = '\\1' .. t else out[#out + 1] = miss end
 end
 return table.concat(out)
+"""
+
+# After a lost EXEC reply: 1 if the token KEYS[1] is the transaction's (ARGV[1]); 0 if it is still
+# the watched one (ARGV[2], or none when ARGV[3] == '1'), after replacing it by ARGV[4] so that the
+# transaction, watching it, aborts if its EXEC arrives later; 2 if another writer's (cannot tell).
+_FENCE = """
+local t = redis.call('GET', KEYS[1])
+if t == ARGV[1] then return 1 end
+if (t == false and ARGV[3] == '1') or (t ~= false and ARGV[3] == '0' and t == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[4])
+  return 0
+end
+return 2
 """
 
 # Delete group ARGV[1]: its records (the keys matching the pattern ARGV[2]), KEYS[2] (counter),
@@ -316,7 +331,7 @@ class RedisOnlineStore(OnlineStore):
                 msg = (
                     f"writing to group {plan.group!r}: the connection to Redis at {where!r} was lost after the "
                     f"transaction was sent ({exc}), and Redis could not be asked whether it ran: whether the "
-                    "write was applied is unknown; writing the same rows again is safe"
+                    "write was applied is unknown; writing the same records again is safe (the latest per key wins)"
                 )
                 raise OnlineWriteUnknownError(msg) from exc
             if not applied:
@@ -326,30 +341,27 @@ class RedisOnlineStore(OnlineStore):
     def _applied(self, conn: Any, plan: _Plan) -> bool | None:
         """Whether a transaction whose reply was lost ran: True, False, or None if Redis cannot tell.
 
-        The lost connection is first closed on the server side (``CLIENT KILL ADDR``; its unread
-        commands are dropped, and a command already running finishes before the kill), so that
-        nothing of it can run after the answer. Then the group's token: the transaction's own
-        token means it ran; the token it watched means it did not; another (a later writer's)
-        cannot tell.
+        Asked on another connection, in one script (:data:`_FENCE`): the group's token is the
+        transaction's own (it ran), or still the one it watched (it has not run, and the script
+        replaces that token: the transaction watched it, so if its EXEC reaches Redis later, it
+        aborts), or another writer's (cannot tell).
         """
+        conn.disconnect()
+        name = plan.group
+        watched = plan.watched if plan.watched is not None else b""
         try:
-            local = conn._sock.getsockname() if getattr(conn, "_sock", None) is not None else None
-        except OSError:
-            local = None
-        try:
-            # best effort: refused where ACLs forbid it; finds nothing behind a proxy or once gone
-            with contextlib.suppress(self._errors.ResponseError):
-                if local is not None:
-                    self._client.execute_command("CLIENT", "KILL", "ADDR", f"{local[0]}:{local[1]}")
-            token = self._client.get(self._token_key(plan.group))
+            answer = self._client.eval(
+                _FENCE,
+                1,
+                self._token_key(name),
+                plan.token,
+                watched,
+                b"1" if plan.watched is None else b"0",
+                os.urandom(16),
+            )
         except self._errors.RedisError:
             return None
-        finally:
-            conn.disconnect()
-        token = None if token is None else bytes(token)
-        if token == plan.token:
-            return True
-        return False if token == plan.watched else None
+        return {1: True, 0: False}.get(int(answer))
 
     def _check(self, conn: Any, batch: PreparedBatch, bits: np.ndarray[Any, Any] | None = None) -> _Plan | None:
         """WATCH the group, compare the batch with the stored times: what to write, or None for nothing.
