@@ -133,6 +133,8 @@ def test_training_datasets_are_pinned_and_feed_the_loader(fs: lf.FeatureStore) -
     direct = list(lf.Loader(again, batch_size=2, features=["clicks", "ctr"], label="label", shuffle=False))
     assert [b["features"].tolist() for b in direct] == [b["features"].tolist() for b in batches]
     assert np.concatenate([b["features"][:, 0] for b in direct]).tolist() == first.column("clicks").to_pylist()
+    with pytest.raises(ConfigError, match="TrainingDataset is read whole, at the snapshot it was saved in"):
+        lf.Loader(again, features=["clicks"], filter=lf.col("clicks") > 1)
     with pytest.raises(ConfigError, match="already exists"):
         view.create_training_dataset(spine, "ctr_v1")
     assert fs.list_training_datasets() == ["ctr_v1"]

@@ -112,6 +112,12 @@ def resolve_scan(
     from lakefeed.tables import Warehouse, open_table
 
     if isinstance(source, ScanSource) and not isinstance(source, Scan | Table | str):
+        if filter is not None or snapshot is not None:
+            msg = (
+                f"a {type(source).__name__} is read whole, at the snapshot it was saved in: filter= and snapshot= "
+                "do not apply to it (read its table with a filter instead)"
+            )
+            raise ConfigError(msg)
         source = source.as_scan()  # a pinned source, e.g. a feature store's TrainingDataset
     if isinstance(source, Scan):
         if filter is not None or (snapshot is not None and snapshot != source.snapshot_id):

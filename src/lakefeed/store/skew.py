@@ -79,12 +79,13 @@ def check_skew(view: FeatureView, *, sample: int = 1000, seed: int = 0, now: dat
             raise UnsupportedOperationError(msg)
         time_type = time_type or t
         keys = view.store._group_table(spec).scan(columns=list(spec.keys)).to_arrow()
-        distinct_keys = keys.group_by(list(spec.keys)).aggregate([]).sort_by([(k, "ascending") for k in spec.keys])
-        distinct = distinct_keys.to_pylist()
-        if not distinct:
+        distinct = keys.group_by(list(spec.keys)).aggregate([]).sort_by([(k, "ascending") for k in spec.keys])
+        if not distinct.num_rows:
             return SkewReport(view.name, 0, at)
-        # without replacement: a sample as large as the group checks every entity once
-        picked = [distinct[i] for i in rng.choice(len(distinct), min(sample, len(distinct)), replace=False)]
+        # without replacement: a sample as large as the group checks every entity once; only the
+        # sampled keys become Python values
+        drawn = rng.choice(distinct.num_rows, min(sample, distinct.num_rows), replace=False)
+        picked = distinct.take(drawn).to_pylist()
         entities = picked if entities is None else [{**e, **p} for e, p in zip(entities, picked, strict=False)]
     if not entities or time_type is None:
         return SkewReport(view.name, 0, at)
