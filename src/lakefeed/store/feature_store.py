@@ -96,6 +96,7 @@ class FeatureStore:
             online = self.warehouse.home / "online.db"
         self._online_target = online
         self._online: Any = None
+        self._online_groups: dict[str, tuple[FeatureGroupSpec, OnlineGroup]] = {}
 
     # -- online store ---------------------------------------------------------------------------
 
@@ -122,11 +123,22 @@ class FeatureStore:
                 "for an offline-only group"
             )
             raise ConfigError(msg)
-        online_group(spec)
+        self._online_group(spec)
+
+    def _online_group(self, spec: FeatureGroupSpec) -> OnlineGroup:
+        """:func:`online_group` of ``spec``, built once per definition (it checks every column)."""
+        cached = self._online_groups.get(spec.name)
+        if cached is None or cached[0] != spec:
+            cached = (spec, online_group(spec))
+            self._online_groups[spec.name] = cached
+        return cached[1]
 
     def _write_online(self, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
         self._check_online(spec)
-        return int(_online_write(self.online_store, spec, batches))
+        store = self.online_store
+        if spec.name not in getattr(store, "_groups", {}):
+            store.register_group(self._online_group(spec))
+        return int(store.write_batches(spec.name, batches))
 
     # -- feature groups -------------------------------------------------------------------------
 
@@ -564,11 +576,3 @@ def online_group(spec: FeatureGroupSpec) -> OnlineGroup:
         # an integer-time TTL needs an integer now, which lookups may not have: views apply it
         ttl=None if isinstance(spec.ttl, int) else spec.ttl,
     )
-
-
-def _online_write(store: Any, spec: FeatureGroupSpec, batches: Iterable[pa.Table | pa.RecordBatch]) -> int:
-    """Write ``batches`` to the online store, each atomically, in order (the store keeps the latest per key)."""
-    name = spec.name
-    if name not in getattr(store, "_groups", {}):
-        store.register_group(online_group(spec))
-    return int(store.write_batches(name, batches))
