@@ -14,6 +14,9 @@ Time: "rows/s" counts from the contender's first line (its imports, ``ray.init``
 its last batch or the cut-off; "after 1st" counts from the first batch on; "first batch" is the
 wait for it. The cached contender's clock starts after its untimed cache-filling epoch.
 
+Every contender's input files are read once, untimed, right before its process starts, so each
+starts with them in the page cache (``page_cache.py``).
+
 Memory: "peak RSS" is the contender process's own peak (``VmHWM``, see peak_memory.py); "tree
 peak" is the sum of PSS (proportional set size: shared pages split between the processes that
 map them) over the contender process and all its descendants, sampled every 0.2 s by the parent
@@ -43,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from page_cache import warm
 from peak_memory import peak_rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -371,8 +375,14 @@ def error_line(stderr: str) -> str:
     return lines[-1] if lines else "failed"
 
 
-def spawn(python: Path, args: argparse.Namespace, batch: int, name: str) -> dict[str, object]:
-    """Run one contender in a fresh process; sample its process tree's memory meanwhile."""
+def spawn(python: Path, args: argparse.Namespace, batch: int, name: str, source: Path) -> dict[str, object]:
+    """Run one contender in a fresh process; sample its process tree's memory meanwhile.
+
+    The files it reads (``source``) are read once first, untimed, so that every contender starts
+    with them in the page cache (see page_cache.py: this VM pages out file data left untouched
+    for about a minute, and the first contender of a round would read from disk).
+    """
+    warm([source])
     cmd = [str(python), __file__, "--rows", str(args.rows), "--columns", str(args.columns)]
     cmd += ["--files", str(args.files), "--batch", str(batch), "--limit", str(args.limit), "--run", name]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -535,7 +545,8 @@ def main() -> None:
         for _ in range(args.repeat):
             for name in names:
                 if name not in skipped:
-                    runs[name].append(spawn(CONTENDERS[name].python(), args, batch, name))
+                    source = warehouse if CONTENDERS[name].data == "paimon" else folder
+                    runs[name].append(spawn(CONTENDERS[name].python(), args, batch, name, source))
         results[batch] = report(batch, args, runs)
         if BASE in results[batch]:
             peak = max(float(r["peak_rss"]) for r in runs[BASE])  # type: ignore[arg-type]
