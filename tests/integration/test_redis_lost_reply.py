@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -170,93 +171,87 @@ def via_proxy(proxy: CuttingProxy, redis_url: str) -> str:
     return f"redis://127.0.0.1:{proxy.port}{db}"
 
 
-def _store(tmp_path: Path, online: str) -> lf.FeatureStore:
-    return lf.FeatureStore(
-        catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}",
-        warehouse=tmp_path / "wh",
-        online=online,
-    )
+@dataclass
+class Setup:
+    """A store reaching Redis through the proxy, with a group of two rows (clicks 10 and 20)."""
+
+    fs: lf.FeatureStore
+    group: lf.FeatureGroup
+    proxy: CuttingProxy
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    def insert_cut(self, mode: Mode) -> Any:
+        """Insert users 1 and 3 with the proxy armed to cut at ``mode``: the insert's result."""
+        self.proxy.mode = mode
+        return self.group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
+
+    def history(self) -> list[int]:
+        return sorted(self.group.read().column("clicks").to_pylist())
+
+    def online(self) -> list[object]:
+        view = self.fs.create_feature_view(f"{self.name}_v", [f"{self.name}.clicks"], exist_ok=True)
+        return [v["clicks"] for v in view.get_feature_vectors([{"user_id": 1}, {"user_id": 2}, {"user_id": 3}])]
 
 
-def _group(fs: lf.FeatureStore) -> tuple[lf.FeatureGroup, str]:
-    name = f"lost_{uuid.uuid4().hex[:8]}"  # the Redis db is shared between tests: a group of its own
-    group = fs.create_feature_group(name, keys=["user_id"], event_time="ts", schema=USERS)
-    group.insert({"user_id": [1, 2], "ts": [T0, T0], "clicks": [10, 20]})
-    return group, name
-
-
-def _online(fs: lf.FeatureStore, name: str) -> list[object]:
-    view = fs.create_feature_view(f"{name}_v", [f"{name}.clicks"], exist_ok=True)
-    return [v["clicks"] for v in view.get_feature_vectors([{"user_id": 1}, {"user_id": 2}, {"user_id": 3}])]
-
-
-def test_an_exec_that_never_ran_rolls_the_insert_back(tmp_path: Path, proxy: CuttingProxy, via_proxy: str) -> None:
-    with _store(tmp_path, via_proxy) as fs:
-        group, name = _group(fs)
-        before = group.table.snapshot_id
-        proxy.mode = "drop-exec"
-        with pytest.raises(OnlineStoreUnavailableError) as raised:
-            group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
-        assert not isinstance(raised.value, OnlineWriteUnknownError)
-        assert proxy.cuts == 1
-        assert sorted(group.read().column("clicks").to_pylist()) == [10, 20]  # the append was undone
-        assert group.table.snapshot_id != before  # (by a delete commit)
-        assert _online(fs, name) == [10, 20, None]
-        fs.delete_feature_view(f"{name}_v")
-        fs.delete_feature_group(name)
-
-
-def test_a_late_exec_after_the_answer_not_applied_is_fenced_off(
-    tmp_path: Path, proxy: CuttingProxy, via_proxy: str
-) -> None:
-    with _store(tmp_path, via_proxy) as fs:
-        group, name = _group(fs)
-        proxy.mode = "delay-exec"
-        with pytest.raises(OnlineStoreUnavailableError) as raised:
-            group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
-        assert not isinstance(raised.value, OnlineWriteUnknownError)
-        assert sorted(group.read().column("clicks").to_pylist()) == [10, 20]  # undone
-        time.sleep(proxy.delay + 0.5)  # the transaction has reached Redis by now, and aborted
-        assert proxy.cuts == 1
-        assert _online(fs, name) == [10, 20, None]
-        fs.delete_feature_view(f"{name}_v")
-        fs.delete_feature_group(name)
-
-
-def test_an_exec_that_ran_but_lost_its_reply_is_found_applied(
-    tmp_path: Path, proxy: CuttingProxy, via_proxy: str
-) -> None:
-    with _store(tmp_path, via_proxy) as fs:
-        group, name = _group(fs)
-        proxy.mode = "lose-reply"
-        result = group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
-        assert proxy.cuts == 1
-        assert result.online_rows == 2
-        assert sorted(group.read().column("clicks").to_pylist()) == [10, 11, 20, 30]
-        assert _online(fs, name) == [11, 20, 30]
-        assert fs.registry.materialized(name) == result.write  # nothing left to materialize
-        fs.delete_feature_view(f"{name}_v")
-        fs.delete_feature_group(name)
-
-
-def test_an_unknown_outcome_keeps_the_rows_for_the_next_materialization(
-    tmp_path: Path, proxy: CuttingProxy, via_proxy: str
-) -> None:
-    with _store(tmp_path, via_proxy) as fs:
-        group, name = _group(fs)
-        watermark = fs.registry.materialized(name)
-        proxy.mode = "lose-reply-and-go"
-        with pytest.raises(CommitError, match=r"unknown.*stay in the history.*materialize") as raised:
-            group.insert({"user_id": [1, 3], "ts": [T0, T0], "clicks": [11, 30]})
-        assert isinstance(raised.value.__cause__, OnlineWriteUnknownError)
-        # the history keeps the rows (the online write may have landed: undoing them could leave
-        # online values that the history lacks); the watermark stays below the insert
-        assert sorted(group.read().column("clicks").to_pylist()) == [10, 11, 20, 30]
-        assert fs.registry.materialized(name) == watermark
-        assert fs.registry.in_flight(name) == {}
+@pytest.fixture
+def setup(tmp_path: Path, proxy: CuttingProxy, via_proxy: str) -> Iterator[Setup]:
+    wh = tmp_path / "wh"
+    with lf.FeatureStore(catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse=wh, online=via_proxy) as fs:
+        name = f"lost_{uuid.uuid4().hex[:8]}"  # the Redis db is shared between tests: a group of its own
+        group = fs.create_feature_group(name, keys=["user_id"], event_time="ts", schema=USERS)
+        group.insert({"user_id": [1, 2], "ts": [T0, T0], "clicks": [10, 20]})
+        yield Setup(fs, group, proxy)
         proxy.come_back()
-        result = fs.materialize(name)
-        assert (result.inserts, result.rows) == (1, 2)
-        assert _online(fs, name) == [11, 20, 30]
-        fs.delete_feature_view(f"{name}_v")
+        if f"{name}_v" in fs.list_feature_views():
+            fs.delete_feature_view(f"{name}_v")
         fs.delete_feature_group(name)
+
+
+def test_an_exec_that_never_ran_rolls_the_insert_back(setup: Setup) -> None:
+    before = setup.group.table.snapshot_id
+    with pytest.raises(OnlineStoreUnavailableError) as raised:
+        setup.insert_cut("drop-exec")
+    assert not isinstance(raised.value, OnlineWriteUnknownError)
+    assert setup.proxy.cuts == 1
+    assert setup.history() == [10, 20]  # the append was undone
+    assert setup.group.table.snapshot_id != before  # (by a delete commit)
+    assert setup.online() == [10, 20, None]
+
+
+def test_a_late_exec_after_the_answer_not_applied_is_fenced_off(setup: Setup) -> None:
+    with pytest.raises(OnlineStoreUnavailableError) as raised:
+        setup.insert_cut("delay-exec")
+    assert not isinstance(raised.value, OnlineWriteUnknownError)
+    assert setup.history() == [10, 20]  # undone
+    time.sleep(setup.proxy.delay + 0.5)  # the transaction has reached Redis by now, and aborted
+    assert setup.proxy.cuts == 1
+    assert setup.online() == [10, 20, None]
+
+
+def test_an_exec_that_ran_but_lost_its_reply_is_found_applied(setup: Setup) -> None:
+    result = setup.insert_cut("lose-reply")
+    assert setup.proxy.cuts == 1
+    assert result.online_rows == 2
+    assert setup.history() == [10, 11, 20, 30]
+    assert setup.online() == [11, 20, 30]
+    assert setup.fs.registry.materialized(setup.name) == result.write  # nothing left to materialize
+
+
+def test_an_unknown_outcome_keeps_the_rows_for_the_next_materialization(setup: Setup) -> None:
+    fs, name = setup.fs, setup.name
+    watermark = fs.registry.materialized(name)
+    with pytest.raises(CommitError, match=r"unknown.*stay in the history.*materialize") as raised:
+        setup.insert_cut("lose-reply-and-go")
+    assert isinstance(raised.value.__cause__, OnlineWriteUnknownError)
+    # the history keeps the rows (the online write may have landed: undoing them could leave
+    # online values that the history lacks); the watermark stays below the insert
+    assert setup.history() == [10, 11, 20, 30]
+    assert fs.registry.materialized(name) == watermark
+    assert fs.registry.in_flight(name) == {}
+    setup.proxy.come_back()
+    result = fs.materialize(name)
+    assert (result.inserts, result.rows) == (1, 2)
+    assert setup.online() == [11, 20, 30]
