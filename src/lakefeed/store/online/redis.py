@@ -298,9 +298,13 @@ class RedisOnlineStore(OnlineStore):
             if pending is not None:
                 settling, pending = pending, None
                 total += self._settle(conn, settling)
-        finally:
+        except BaseException as exc:
             if pending is not None:  # a later batch failed to prepare: the one sent before it is still written
-                self._settle(conn, pending)
+                try:
+                    self._settle(conn, pending)
+                except Exception as failure:  # the first error stays the one raised
+                    exc.add_note(f"finishing the batch sent before it failed too: {failure!r}")
+            raise
         return total
 
     def _settle(self, conn: Any, pending: _Pending) -> int:
