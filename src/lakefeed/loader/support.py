@@ -111,7 +111,7 @@ def resolve_scan(
     """
     from lakefeed.tables import Warehouse, open_table
 
-    if isinstance(source, ScanSource) and not isinstance(source, Scan | Table | str):
+    if isinstance(source, ScanSource):
         if filter is not None or snapshot is not None:
             msg = (
                 f"a {type(source).__name__} is read whole, at the snapshot it was saved in: filter= and snapshot= "
