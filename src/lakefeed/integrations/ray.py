@@ -2,9 +2,11 @@
 
 Reading: the driver pins the snapshot and plans the scan into :class:`~lakefeed.ScanTask`s of
 about ``target_bytes`` of decoded (Arrow) data each, exactly as the loader does. Each scan task
-becomes one Ray read task that runs anywhere in the cluster and yields one block, with deletes
-and merges applied. Blocks are thus sized by memory, not by compressed file size, and the
-object store holds about (read tasks running + blocks waiting downstream) × ``target_bytes``.
+becomes one Ray read task that runs anywhere in the cluster and yields its rows as blocks of
+about ``target_bytes``, with deletes and merges applied: one block, or several where a row group
+(the smallest piece a task plans) is larger than the target. Blocks are thus sized by memory,
+not by compressed file size, and the object store holds about (read tasks running + blocks
+waiting downstream) × ``target_bytes``.
 
 Writing (Iceberg): where Ray knows the dataset's schema without running anything (a read,
 ``from_arrow``, ``select_columns``), the driver checks it before any task starts; every block is
@@ -164,32 +166,70 @@ class _Stacked:
 
 
 class _ReadScanTask:
-    """The body of one Ray read task: read one scan task on a worker, as one block."""
+    """The body of one Ray read task: read one scan task on a worker, as blocks of ``block_rows`` rows."""
 
     def __init__(
-        self, task: ScanTask, *, index: int, table: str, snapshot_id: int | None, stacked: _Stacked | None = None
+        self,
+        task: ScanTask,
+        *,
+        index: int,
+        table: str,
+        snapshot_id: int | None,
+        stacked: _Stacked | None = None,
+        block_rows: int | None = None,
     ) -> None:
         self.task = task
         self.index = index
         self.table = table
         self.snapshot_id = snapshot_id
         self.stacked = stacked
+        self.block_rows = block_rows
+        """Rows per block (the last may hold fewer); None: the task's rows in one block."""
 
-    def __call__(self) -> Iterator[pa.Table]:
-        import pyarrow as pa
-
-        batches: list[pa.RecordBatch] = []
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         for part in self.task.parts:
             try:
-                batches.extend(ScanTask([part], self.task.plan).read())
+                yield from ScanTask([part], self.task.plan).read()
             except (DataFileNotFoundError, OSError) as exc:
                 raise _read_error(exc, part.path, self.table, self.snapshot_id, self.index) from exc
-        # One block per task: its decoded size is what the planner balanced (about target_bytes).
+
+    def _block(self, batches: list[pa.RecordBatch]) -> pa.Table:
+        import pyarrow as pa
+
         if self.stacked is not None:
-            where = f"Ray read task {self.index} of table {self.table}"
-            yield self.stacked.block(batches, self.task.schema, where)
-        else:
-            yield pa.Table.from_batches(batches, schema=self.task.schema)
+            return self.stacked.block(batches, self.task.schema, f"Ray read task {self.index} of table {self.table}")
+        return pa.Table.from_batches(batches, schema=self.task.schema)
+
+    def __call__(self) -> Iterator[pa.Table]:
+        # A block is yielded as soon as its rows are read, so the first rows move on (and the
+        # object store holds one block, not the task) while the rest of the task still decodes.
+        limit = self.block_rows
+        pending: list[pa.RecordBatch] = []
+        held = blocks = 0
+        for batch in self._batches():
+            while limit is not None and held + batch.num_rows >= limit:
+                take = limit - held
+                pending.append(batch.slice(0, take))
+                yield self._block(pending)
+                pending, held, batch, blocks = [], 0, batch.slice(take), blocks + 1
+            if batch.num_rows:
+                pending.append(batch)
+                held += batch.num_rows
+        if pending or not blocks:  # the rest, or the one (maybe empty) block of a task
+            yield self._block(pending)
+
+
+def _block_rows(task: ScanTask, target_bytes: int) -> int | None:
+    """Rows per block for a task estimated above 1.5× ``target_bytes``; None for one block.
+
+    Ray gathers a read task's blocks until they pass its block size (the dataset's, set to
+    ``target_bytes`` by :func:`read`) and cuts one of 1.5× or more into one of that size and the
+    rest. Blocks of about 1.2× the target (equal row counts) pass through as they are.
+    """
+    if task.num_rows <= 1 or task.estimated_bytes <= 1.5 * target_bytes:
+        return None
+    blocks = round(task.estimated_bytes / (1.2 * target_bytes))
+    return -(-task.num_rows // blocks) if blocks > 1 else None
 
 
 def _block_metadata(*, num_rows: int | None, size_bytes: int, files: Sequence[str], schema: pa.Schema) -> BlockMetadata:
@@ -211,11 +251,13 @@ def _read_task(read_fn: _ReadScanTask, metadata: BlockMetadata, schema: pa.Schem
 
 
 class LakefeedDatasource(Datasource):
-    """A Ray Data source over planned :class:`~lakefeed.ScanTask`s: one read task and one block per scan task.
+    """A Ray Data source over planned :class:`~lakefeed.ScanTask`s: one read task per scan task.
 
     Each read task carries the scan task's row count (where it is exact) and its estimated
     decoded size as ``BlockMetadata``, so Ray schedules by memory. Ray's ``parallelism`` is
-    ignored: the tasks were already sized by ``target_bytes``. Usually made by :func:`read`.
+    ignored: the tasks were already sized by ``target_bytes``. A read task yields one block,
+    or blocks of about ``target_bytes`` where its row groups hold more than 1.5× that (a row
+    group is the smallest piece a task plans). Usually made by :func:`read`.
 
     Args:
         tasks: The scan tasks, planned on the driver (they pickle to the workers).
@@ -223,6 +265,8 @@ class LakefeedDatasource(Datasource):
         table: The table's name, for messages.
         snapshot_id: The pinned snapshot (None for plain Parquet), for messages and lineage.
         stacked: The block layout of ``read(features=...)``; None for the rows as they are.
+        target_bytes: The decoded size the tasks were planned for; a task estimated above 1.5×
+            this yields blocks of about this size. None: one block per task.
 
     Example:
         >>> import lakefeed as lf, pyarrow as pa, tempfile
@@ -241,6 +285,7 @@ class LakefeedDatasource(Datasource):
         table: str,
         snapshot_id: int | None = None,
         stacked: _Stacked | None = None,
+        target_bytes: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Ray's __init__ is unannotated
         self.tasks: list[ScanTask] = list(tasks)
@@ -248,6 +293,7 @@ class LakefeedDatasource(Datasource):
         self.table = table
         self.snapshot_id = snapshot_id
         self.stacked = stacked
+        self.target_bytes = target_bytes
         self.block_schema = stacked.schema(schema) if stacked is not None else schema
         """The schema of the blocks (the scanned rows' unless ``stacked``)."""
 
@@ -257,7 +303,14 @@ class LakefeedDatasource(Datasource):
     ) -> LakefeedDatasource:
         """Plan ``scan`` on this machine into tasks of about ``target_bytes`` decoded bytes each."""
         tasks = scan.tasks(target_bytes)
-        return cls(tasks, schema=scan.schema, table=scan.table.name, snapshot_id=scan.snapshot_id, stacked=stacked)
+        return cls(
+            tasks,
+            schema=scan.schema,
+            table=scan.table.name,
+            snapshot_id=scan.snapshot_id,
+            stacked=stacked,
+            target_bytes=target_bytes,
+        )
 
     def get_name(self) -> str:
         """The name Ray shows for the read operator."""
@@ -284,7 +337,12 @@ class LakefeedDatasource(Datasource):
                 schema=self.block_schema,
             )
             read_fn = _ReadScanTask(
-                task, index=index, table=self.table, snapshot_id=self.snapshot_id, stacked=self.stacked
+                task,
+                index=index,
+                table=self.table,
+                snapshot_id=self.snapshot_id,
+                stacked=self.stacked,
+                block_rows=_block_rows(task, self.target_bytes) if self.target_bytes else None,
             )
             out.append(_read_task(read_fn, metadata, self.block_schema, per_task_row_limit))
         if not out:  # an empty scan still has a schema: one task yielding no rows
@@ -359,9 +417,10 @@ def read(
     """Read a table (Iceberg, Paimon, Delta or Parquet) as a streaming Ray Dataset.
 
     The driver resolves the snapshot and plans the scan; each planned task becomes one Ray
-    read task yielding one block of about ``target_bytes`` in memory, with deletes and merges
-    applied. Nothing is read until the dataset is consumed, and the dataset reads the same
-    snapshot however late that is. Starts a local Ray if none is running (as Ray Data does);
+    read task yielding blocks of about ``target_bytes`` in memory (one block, unless a row group
+    is larger than 1.5× the target), with deletes and merges applied. Nothing is read until the
+    dataset is consumed, and the dataset reads the same snapshot however late that is. Starts a
+    local Ray if none is running (as Ray Data does);
     call ``ray.init(...)`` first to choose the cluster.
 
     By default the blocks hold the table's columns as they are. With ``features=[...]`` they
@@ -380,9 +439,12 @@ def read(
             columns passed through next to ``"features"`` and ``"label"`` (none when None).
         filter: A filter such as ``lf.col("a") > 3``; applied exactly, pushed down to files.
         snapshot: A snapshot id or a datetime; the current snapshot when None.
-        target_bytes: Decoded (Arrow) size of one read task and its block. The object store
+        target_bytes: Decoded (Arrow) size of one read task and of a block. The object store
             holds about (read tasks running + blocks queued + blocks being consumed) ×
-            ``target_bytes``; a row group larger than this is a block of its own.
+            ``target_bytes``. A task is at least one row group; one larger than 1.5× this is
+            read as one task and handed out as blocks of about this size. The dataset's
+            ``DataContext.target_max_block_size`` is set to this (Ray would otherwise merge or
+            cut the blocks to its own size), and the operators after the read inherit it.
         concurrency: At most this many read tasks at once (Ray's default when None).
         features: Numeric columns to stack, in that order, into the ``"features"`` tensor
             column (cast to ``float32``); None keeps the rows as they are.
@@ -423,11 +485,15 @@ def read(
     if stacked is not None:
         stacked.check(scan.schema, scan.table.name)
     datasource = LakefeedDatasource.from_scan(scan, target_bytes=target_bytes, stacked=stacked)
-    # As many blocks as tasks: Ray would otherwise split each task's block to reach its own
+    # One read task per scan task: Ray would otherwise split each task's blocks to reach its own
     # default parallelism, undoing the sizing by memory.
     dataset: ray.data.Dataset = ray.data.read_datasource(
         datasource, override_num_blocks=max(1, len(datasource.tasks)), concurrency=concurrency
     )
+    # Ray merges a read task's blocks up to its own block size (128 MiB by default) and slices
+    # larger ones: the dataset's copy of the context gets ours, or the blocks of a large row
+    # group would be merged back into one.
+    dataset.context.target_max_block_size = target_bytes
     return dataset
 
 
