@@ -97,6 +97,8 @@ def _sibling(name: str) -> ModuleType:
 
 peak_rss_bytes = _sibling("peak_memory").peak_rss_bytes
 sys.modules["peak_memory"] = sys.modules["_bench_peak_memory"]  # loader.py imports it by that name
+_sibling("page_cache")
+sys.modules["page_cache"] = sys.modules["_bench_page_cache"]  # so does it this one
 loader = _sibling("loader")  # generate(), tree_pss(), versions(): the loader benchmark's helpers
 
 
@@ -141,6 +143,7 @@ class Data:
     folder: Path  # the Parquet files
     home: Path  # the lakefeed warehouse holding the Iceberg copy
     features: list[str]
+    target_bytes: int | None = None  # lakefeed's target_bytes; None: its default
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,10 @@ def _lf_read(uri: Callable[[Data], str], stacked: bool) -> Callable[[Data], Any]
     def make(data: Data) -> Any:
         import lakefeed as lf
 
+        target = {"target_bytes": data.target_bytes} if data.target_bytes else {}
         if stacked:
-            return lf.ray.read(uri(data), features=data.features, label="y")
-        return lf.ray.read(uri(data))
+            return lf.ray.read(uri(data), features=data.features, label="y", **target)
+        return lf.ray.read(uri(data), **target)
 
     return make
 
@@ -318,6 +322,7 @@ def spawn(args: argparse.Namespace, batch: int, name: str, blocks: bool) -> dict
     cmd = [sys.executable, __file__, "--rows", str(args.rows), "--columns", str(args.columns)]
     cmd += ["--files", str(args.files), "--batch", str(batch), "--limit", str(args.limit), "--run", name]
     cmd += ["--blocks"] if blocks else []
+    cmd += ["--target-mib", str(args.target_mib)] if args.target_mib else []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     peak = [0, 0]
     timing = threading.Event()
@@ -476,12 +481,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="contenders to run (default: all)")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per contender at most (slow ones)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds (contenders interleaved); medians reported")
+    parser.add_argument(
+        "--target-mib", type=float, default=None, help="lakefeed's target_bytes in MiB (default: lf.ray.read's)"
+    )
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--blocks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     folder = loader.generate(args.rows, args.columns, args.files)
     home = iceberg_home(args.rows, args.columns, args.files)
-    data = Data(folder, home, [f"f{j}" for j in range(args.columns)])
+    target = int(args.target_mib * MiB) if args.target_mib else None
+    data = Data(folder, home, [f"f{j}" for j in range(args.columns)], target)
     if args.run:
         print(json.dumps(run_one(args.run, data, args.batch[0], args.limit, args.blocks)))
         return
@@ -502,6 +511,7 @@ def main() -> None:
     packages = ["lakefeed", "ray", "pyarrow", "pyiceberg", "torch", "numpy"]
     print(f"versions: {loader.versions(Path(sys.executable), packages)}")
     print("Ray, per contender: ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)")
+    print(f"lf.ray.read target_bytes: {f'{args.target_mib:g} MiB' if target else 'its default'}")
     results: dict[int, dict[str, Any]] = {}
     for batch in args.batch:
         runs: dict[str, list[dict[str, object]]] = {name: [] for name in names}
