@@ -14,10 +14,16 @@ NaN rows) and skips whole files from NaN-blind statistics. So the write form is 
 every leaf is guarded by ``NotNull`` and, on float columns, says with ``IsNaN``/``NotNaN``
 what a NaN does (``f != 1.0`` is true on NaN, ``f > 1.0`` false), and negations are pushed
 to the leaves as "the operand is false". pyiceberg then evaluates exactly lakefeed's rows.
+
+Both forms state a comparison of a ``float`` (32-bit) column with an infinity as one with the
+largest finite ``float`` (``g == inf`` is ``g > 3.4028235e38``): pyiceberg binds an infinite
+literal to a ``float`` column as beyond the type's range, which makes ``g == inf`` false and
+``g != inf`` true on every row, though the column can hold infinities.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -45,6 +51,26 @@ if TYPE_CHECKING:
 __all__ = ["to_iceberg_filter"]
 
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest finite ``float32``: above it a ``float`` column holds only +inf."""
+# ``float`` column <op> +inf, as a comparison with FLOAT32_MAX or a constant (on non-NaN values);
+# -inf mirrors it
+_PAST_MAX: dict[str, tuple[str, bool] | bool] = {
+    "==": (">", True),
+    "!=": ("<=", True),
+    "<": ("<=", True),
+    "<=": True,
+    ">": False,
+    ">=": (">", True),
+}
+_PAST_MIN: dict[str, tuple[str, bool] | bool] = {
+    "==": ("<", False),
+    "!=": (">=", False),
+    "<": False,
+    "<=": ("<", False),
+    ">": (">=", False),
+    ">=": True,
+}
 
 
 def _iceberg_literal(value: Any, column: str, arrow_type: pa.DataType, *, exact: bool) -> Any:
@@ -129,8 +155,19 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
         ">=": ie.GreaterThanOrEqual,
     }
 
+    narrow = frozenset(f.name for f in schema if pa.types.is_floating(f.type) and f.type.bit_width < 64)
+
     def lit(column: str, value: Any) -> Any:
         return _iceberg_literal(value, column, schema.field(column).type, exact=exact)
+
+    def compare(op: str, column: str, value: Any) -> Any:
+        """``column op value`` on non-null, non-NaN values (an infinity on a ``float`` column restated)."""
+        if column in narrow and isinstance(value, float) and math.isinf(value):
+            rule = (_PAST_MAX if value > 0 else _PAST_MIN)[op]
+            if isinstance(rule, bool):
+                return ie.AlwaysTrue() if rule else ie.AlwaysFalse()
+            return ops[rule[0]](column, FLOAT32_MAX if rule[1] else -FLOAT32_MAX)
+        return ops[op](column, value)
 
     def prune(e: Expr) -> Any:
         """A superset of ``e``'s rows (``e`` in negation normal form)."""
@@ -138,12 +175,17 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             value = lit(e.column, e.value)
             if value is None or (e.op == "!=" and e.column in floats):  # NaN != x is true
                 return ie.AlwaysTrue()
-            return ops[e.op](e.column, value)
+            return compare(e.op, e.column, value)
         if isinstance(e, IsIn):
             values = [lit(e.column, v) for v in e.values]
             if any(v is None for v in values):  # NaN in the list too: is_in matches NaN rows
                 return ie.AlwaysTrue()
-            return ie.In(e.column, set(values)) if values else ie.AlwaysFalse()
+            infinite = [v for v in values if e.column in narrow and isinstance(v, float) and math.isinf(v)]
+            finite = {v for v in values if v not in infinite}
+            member: Any = ie.In(e.column, finite) if finite else ie.AlwaysFalse()
+            for v in infinite:
+                member = ie.Or(member, compare("==", e.column, v))
+            return member
         if isinstance(e, IsNull):
             return ie.IsNull(e.column)
         if isinstance(e, Between):
@@ -180,7 +222,7 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             return holds(And(low, high), truth)
         if isinstance(e, Compare):
             op = e.op if truth else _NEGATE[e.op]
-            return guarded(e.column, ops[op](e.column, lit(e.column, e.value)), nan=(e.op == "!=") == truth)
+            return guarded(e.column, compare(op, e.column, lit(e.column, e.value)), nan=(e.op == "!=") == truth)
         if isinstance(e, IsIn):
             has_nan = any(is_nan(v) for v in e.values)
             values = {lit(e.column, v) for v in e.values if not is_nan(v)}
@@ -188,7 +230,9 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             if e.column in floats:  # pyiceberg's In is Arrow's is_in, which tells -0.0 from 0.0
                 for v in sorted(values):
                     member = (
-                        ie.Or(member, ie.EqualTo(e.column, v)) if truth else ie.And(member, ie.NotEqualTo(e.column, v))
+                        ie.Or(member, compare("==", e.column, v))
+                        if truth
+                        else ie.And(member, compare("!=", e.column, v))
                     )
             elif values:
                 member = ie.In(e.column, values) if truth else ie.NotIn(e.column, values)
