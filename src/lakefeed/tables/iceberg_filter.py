@@ -53,24 +53,10 @@ __all__ = ["to_iceberg_filter"]
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 FLOAT32_MAX = 3.4028234663852886e38
 """The largest finite ``float32``: above it a ``float`` column holds only +inf."""
-# ``float`` column <op> +inf, as a comparison with FLOAT32_MAX or a constant (on non-NaN values);
-# -inf mirrors it
-_PAST_MAX: dict[str, tuple[str, bool] | bool] = {
-    "==": (">", True),
-    "!=": ("<=", True),
-    "<": ("<=", True),
-    "<=": True,
-    ">": False,
-    ">=": (">", True),
-}
-_PAST_MIN: dict[str, tuple[str, bool] | bool] = {
-    "==": ("<", False),
-    "!=": (">=", False),
-    "<": False,
-    "<=": ("<", False),
-    ">": (">=", False),
-    ">=": True,
-}
+# ``float`` column <op> +inf on non-NaN values: the same column compared with FLOAT32_MAX by
+# this operator, or a constant; -inf mirrors it against -FLOAT32_MAX
+_PAST_MAX: dict[str, str | bool] = {"==": ">", "!=": "<=", "<": "<=", "<=": True, ">": False, ">=": ">"}
+_PAST_MIN: dict[str, str | bool] = {"==": "<", "!=": ">=", "<": False, "<=": "<", ">": ">=", ">=": True}
 
 
 def _iceberg_literal(value: Any, column: str, arrow_type: pa.DataType, *, exact: bool) -> Any:
@@ -166,7 +152,7 @@ def to_iceberg_filter(expr: Expr | None, schema: pa.Schema, *, exact: bool = Fal
             rule = (_PAST_MAX if value > 0 else _PAST_MIN)[op]
             if isinstance(rule, bool):
                 return ie.AlwaysTrue() if rule else ie.AlwaysFalse()
-            return ops[rule[0]](column, FLOAT32_MAX if rule[1] else -FLOAT32_MAX)
+            return ops[rule](column, math.copysign(FLOAT32_MAX, value))
         return ops[op](column, value)
 
     def prune(e: Expr) -> Any:
