@@ -265,7 +265,9 @@ class LakefeedDatasource(Datasource):
     decoded size as ``BlockMetadata``, so Ray schedules by memory. Ray's ``parallelism`` is
     ignored: the tasks were already sized by ``target_bytes``. A read task yields one block,
     or blocks of about ``target_bytes`` where its row groups hold more than 1.5× that (a row
-    group is the smallest piece a task plans). Usually made by :func:`read`.
+    group is the smallest piece a task plans). Usually made by :func:`read`; a dataset made with
+    ``ray.data.read_datasource`` keeps those blocks only if its ``context.target_max_block_size``
+    is ``target_bytes``, as :func:`read` sets it (Ray merges smaller ones up to its own size).
 
     Args:
         tasks: The scan tasks, planned on the driver (they pickle to the workers).
@@ -428,8 +430,8 @@ def read(
     read task yielding blocks of about ``target_bytes`` in memory (one block, unless a row group
     is larger than 1.5× the target), with deletes and merges applied. Nothing is read until the
     dataset is consumed, and the dataset reads the same snapshot however late that is. Starts a
-    local Ray if none is running (as Ray Data does);
-    call ``ray.init(...)`` first to choose the cluster.
+    local Ray if none is running (as Ray Data does); call ``ray.init(...)`` first to choose the
+    cluster.
 
     By default the blocks hold the table's columns as they are. With ``features=[...]`` they
     hold what a :class:`lakefeed.Loader` batch holds: ``"features"``, the named columns stacked
